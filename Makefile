@@ -1,0 +1,46 @@
+# The two commands of the README. Both build .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST_PORT := http://127.0.0.1:8080/
+
+.PHONY: run test lint install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# A stamp per install flavour, so editing pyproject.toml re-installs.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+instance/secret_key:
+	mkdir -p instance
+	$(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))' > $@
+	chmod 600 $@
+
+# Local development: a generated secret kept in instance/, and plain-http cookies
+# because the browser talks to 127.0.0.1 without TLS.
+run: $(VENV)/.installed instance/secret_key
+	QUART_SECRET_KEY="$$(cat instance/secret_key)" $(BIN)/quart --app quart_app init-db
+	@echo "Serving on $(HOST_PORT)"
+	QUART_SECRET_KEY="$$(cat instance/secret_key)" QUART_AUTH_COOKIE_SECURE=false \
+		$(BIN)/hypercorn -c hypercorn.toml quart_app.asgi:app
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

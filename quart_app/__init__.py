@@ -1,0 +1,55 @@
+"""quart_app: the Flask answer on AJAX status codes, ported to async Quart."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from quart import Quart
+from quart_schema import QuartSchema
+
+from . import cli, errors, health, main, seed
+from .api import bp as api_bp
+from .auth import auth
+from .config import DEFAULTS, apply_cookie_settings, check_secret_key
+from .db import db
+from .passwords import passwords
+
+schema = QuartSchema(
+    openapi_path="/openapi.json",
+    # The bundled UIs load scripts from CDNs; this app serves no third-party assets.
+    swagger_ui_path=None,
+    redoc_ui_path=None,
+    scalar_ui_path=None,
+    info={"title": "quart_app", "version": "0.1.0"},
+    pydantic_dump_options={"mode": "json"},
+)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Quart:
+    """Build the app: defaults, then ``QUART_*`` environment variables, then *config*."""
+    app = Quart(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env()
+    if config is not None:
+        app.config.from_mapping(config)
+    if not app.config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        path = os.path.join(app.instance_path, "quart_app.sqlite3")
+        app.config["DATABASE_URL"] = f"sqlite+aiosqlite:///{path}"
+    check_secret_key(app)
+    apply_cookie_settings(app)
+
+    db.init_app(app)
+    passwords.init_app(app)
+    auth.init_app(app)
+    schema.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    app.register_blueprint(main.bp)
+    app.register_blueprint(seed.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api_bp)
+    return app

@@ -1,0 +1,113 @@
+"""User management for admins, behind ``admin_required``."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort, jsonify, make_response, url_for
+from quart.typing import ResponseReturnValue
+from quart_schema import document_response, validate_querystring, validate_request
+from sqlalchemy import func, select
+
+from ..accounts import (
+    LastAdminError,
+    UsernameTakenError,
+    create_user,
+    delete_user,
+    get_user,
+    update_user,
+)
+from ..auth import admin_required
+from ..db import db
+from ..models import User, UserType
+from ..schemas import PageQuery, UserCreate, UserOut, UserPage, UserUpdate
+from .responses import documents_errors
+
+bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
+
+LAST_ADMIN = "This would leave no active admin"
+
+
+async def _user_or_404(user_id: int) -> User:
+    user = await get_user(user_id)
+    if user is None:
+        abort(404, "User not found")
+    return user
+
+
+def _user_json(user: User) -> dict[str, object]:
+    return UserOut.model_validate(user).model_dump(mode="json")
+
+
+@bp.get("")
+@documents_errors(401, 403, 422)
+@document_response(UserPage)
+@admin_required
+@validate_querystring(PageQuery)
+async def list_users(query_args: PageQuery) -> ResponseReturnValue:
+    """One page of users, oldest first."""
+    total = (await db.session.execute(select(func.count(User.id)))).scalar_one()
+    rows = await db.session.execute(
+        select(User).order_by(User.id).limit(query_args.limit).offset(query_args.offset)
+    )
+    return UserPage(
+        items=[UserOut.model_validate(user) for user in rows.scalars()],
+        total=total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    ).model_dump(mode="json")
+
+
+@bp.post("")
+@documents_errors(400, 401, 403, 409, 413, 415, 422)
+@document_response(UserOut, 201)
+@admin_required
+@validate_request(UserCreate)
+async def create(data: UserCreate) -> Response:
+    """Create a user: 201 with ``Location``; 409 when the name is taken."""
+    try:
+        user = await create_user(data.username, data.password, UserType(data.user_type))
+    except UsernameTakenError:
+        abort(409, "That username is taken")
+    response = await make_response(jsonify(_user_json(user)), 201)
+    response.headers["Location"] = url_for("api.admin_users.get", user_id=user.id)
+    return response
+
+
+@bp.get("/<int:user_id>")
+@documents_errors(401, 403, 404)
+@document_response(UserOut)
+@admin_required
+async def get(user_id: int) -> ResponseReturnValue:
+    """One user."""
+    return _user_json(await _user_or_404(user_id))
+
+
+@bp.patch("/<int:user_id>")
+@documents_errors(400, 401, 403, 404, 409, 413, 415, 422)
+@document_response(UserOut)
+@admin_required
+@validate_request(UserUpdate)
+async def update(user_id: int, data: UserUpdate) -> ResponseReturnValue:
+    """Promote, demote, (de)activate a user or reset their password."""
+    user = await _user_or_404(user_id)
+    try:
+        await update_user(
+            user,
+            user_type=UserType(data.user_type) if data.user_type else None,
+            is_active=data.is_active,
+            password=data.password,
+        )
+    except LastAdminError:
+        abort(409, LAST_ADMIN)
+    return _user_json(user)
+
+
+@bp.delete("/<int:user_id>")
+@documents_errors(401, 403, 404, 409)
+@admin_required
+async def delete(user_id: int) -> Response:
+    """Delete a user with their sessions and things: 204."""
+    try:
+        await delete_user(await _user_or_404(user_id))
+    except LastAdminError:
+        abort(409, LAST_ADMIN)
+    return Response(status=204)

@@ -1,0 +1,87 @@
+"""Signing in and out: cookie sessions for browsers, bearer tokens for HTTP clients."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort
+from quart.typing import ResponseReturnValue
+from quart_auth import login_required
+from quart_schema import validate_request, validate_response
+
+from ..accounts import authenticate, set_password
+from ..auth import current_user, issue_token, revoke_session, sign_in, sign_out
+from ..models import SessionKind
+from ..passwords import passwords
+from ..schemas import Credentials, PasswordChange, TokenOut, UserEnvelope, UserOut
+from .responses import documents_errors
+
+bp = Blueprint("sessions", __name__)
+
+BAD_CREDENTIALS = "Invalid username or password"
+
+
+@bp.post("/login")
+@documents_errors(400, 401, 413, 415, 422)
+@validate_request(Credentials)
+@validate_response(UserEnvelope)
+async def login(data: Credentials) -> UserEnvelope:
+    """Sign in with a cookie; the same 401 for an unknown name and a wrong password."""
+    account = await authenticate(data.username, data.password)
+    if account is None:
+        abort(401, BAD_CREDENTIALS)
+    await sign_in(account)
+    return UserEnvelope(user=UserOut.model_validate(account))
+
+
+@bp.post("/logout")
+async def logout() -> Response:
+    """End the current session and clear the cookie; 204 even when already signed out."""
+    await sign_out()
+    return Response(status=204)
+
+
+@bp.post("/tokens")
+@documents_errors(400, 401, 413, 415, 422)
+@validate_request(Credentials)
+@validate_response(TokenOut, 201)
+async def create_token(data: Credentials) -> tuple[TokenOut, int]:
+    """Issue a bearer token for an HTTP client."""
+    account = await authenticate(data.username, data.password)
+    if account is None:
+        abort(401, BAD_CREDENTIALS)
+    token, expires_at = await issue_token(account)
+    return TokenOut(token=token, expires_at=expires_at), 201
+
+
+@bp.delete("/tokens/current")
+@documents_errors(401)
+@login_required
+async def revoke_current_token() -> Response:
+    """Revoke the bearer token this request was made with."""
+    if current_user.kind is not SessionKind.TOKEN or current_user.auth_id is None:
+        abort(400, "This request was not made with a bearer token")
+    await revoke_session(current_user.auth_id)
+    return Response(status=204)
+
+
+@bp.get("/me")
+@documents_errors(401)
+@login_required
+@validate_response(UserEnvelope)
+async def me() -> UserEnvelope:
+    """The signed-in user."""
+    assert current_user.account is not None  # login_required guarantees it
+    return UserEnvelope(user=UserOut.model_validate(current_user.account))
+
+
+@bp.post("/me/password")
+@documents_errors(400, 401, 403, 413, 415, 422)
+@login_required
+@validate_request(PasswordChange)
+async def change_password(data: PasswordChange) -> ResponseReturnValue:
+    """Change the signed-in user's password; every other session of theirs ends."""
+    account = current_user.account
+    assert account is not None  # login_required guarantees it
+    if not await passwords.verify(account.password_hash, data.current_password):
+        abort(403, "The current password is wrong")
+    await set_password(account, data.new_password, keep_session=current_user.auth_id)
+    return "", 204

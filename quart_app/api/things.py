@@ -1,0 +1,111 @@
+"""The signed-in user's to-do list: the resource behind the seed's 201 answers."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response, abort, jsonify, make_response, url_for
+from quart.typing import ResponseReturnValue
+from quart_auth import login_required
+from quart_schema import document_response, validate_querystring, validate_request
+from sqlalchemy import func, select
+
+from ..auth import current_user
+from ..db import db
+from ..models import Thing
+from ..schemas import PageQuery, ThingCreate, ThingOut, ThingPage, ThingUpdate
+from .responses import documents_errors
+
+bp = Blueprint("things", __name__, url_prefix="/things")
+
+
+def _owner_id() -> int:
+    assert current_user.account is not None  # every route here is login_required
+    return current_user.account.id
+
+
+async def _owned_thing(thing_id: int) -> Thing:
+    # Someone else's thing is "not found", never "forbidden": ids leak nothing.
+    thing = await db.session.get(Thing, thing_id)
+    if thing is None or thing.owner_id != _owner_id():
+        abort(404, "Thing not found")
+    return thing
+
+
+def _thing_json(thing: Thing) -> dict[str, object]:
+    return ThingOut.model_validate(thing).model_dump(mode="json")
+
+
+@bp.get("")
+@documents_errors(401, 422)
+@document_response(ThingPage)
+@login_required
+@validate_querystring(PageQuery)
+async def list_things(query_args: PageQuery) -> ResponseReturnValue:
+    """One page of the user's things, newest first; the total is also in ``X-Total-Count``."""
+    owner_id = _owner_id()
+    total = (
+        await db.session.execute(select(func.count(Thing.id)).where(Thing.owner_id == owner_id))
+    ).scalar_one()
+    rows = await db.session.execute(
+        select(Thing)
+        .where(Thing.owner_id == owner_id)
+        .order_by(Thing.id.desc())
+        .limit(query_args.limit)
+        .offset(query_args.offset)
+    )
+    page = ThingPage(
+        items=[ThingOut.model_validate(thing) for thing in rows.scalars()],
+        total=total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+    )
+    # Seed rule 3, the (body, headers) tuple.
+    return page.model_dump(mode="json"), {"X-Total-Count": str(total)}
+
+
+@bp.post("")
+@documents_errors(400, 401, 413, 415, 422)
+@document_response(ThingOut, 201)
+@login_required
+@validate_request(ThingCreate)
+async def create_thing(data: ThingCreate) -> Response:
+    """Store a new thing: 201, its JSON, and ``Location`` pointing at it."""
+    thing = Thing(owner_id=_owner_id(), title=data.title, done=data.done)
+    db.session.add(thing)
+    await db.session.commit()
+    # The seed's make_response(jsonify(data), 201), plus the Location a 201 should carry.
+    response = await make_response(jsonify(_thing_json(thing)), 201)
+    response.headers["Location"] = url_for("api.things.get_thing", thing_id=thing.id)
+    return response
+
+
+@bp.get("/<int:thing_id>")
+@documents_errors(401, 404)
+@document_response(ThingOut)
+@login_required
+async def get_thing(thing_id: int) -> ResponseReturnValue:
+    """One of the user's things."""
+    return _thing_json(await _owned_thing(thing_id))
+
+
+@bp.patch("/<int:thing_id>")
+@documents_errors(400, 401, 404, 413, 415, 422)
+@document_response(ThingOut)
+@login_required
+@validate_request(ThingUpdate)
+async def update_thing(thing_id: int, data: ThingUpdate) -> ResponseReturnValue:
+    """Change the title and/or the done flag of one of the user's things."""
+    thing = await _owned_thing(thing_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(thing, field, value)
+    await db.session.commit()
+    return _thing_json(thing)
+
+
+@bp.delete("/<int:thing_id>")
+@documents_errors(401, 404)
+@login_required
+async def delete_thing(thing_id: int) -> Response:
+    """Delete one of the user's things: 204, no body."""
+    await db.session.delete(await _owned_thing(thing_id))
+    await db.session.commit()
+    return Response(status=204)

@@ -1,0 +1,70 @@
+"""Configuration defaults and the checks run before the app starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart
+
+DEFAULTS: dict[str, Any] = {
+    # No default secret: production must supply QUART_SECRET_KEY (see check_secret_key).
+    "SECRET_KEY": None,
+    # Filled in by create_app with a file under instance/ when left unset.
+    "DATABASE_URL": None,
+    "DATABASE_ECHO": False,
+    # JSON bodies here are small; anything larger is a mistake or an attack.
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Lifetime in seconds of a sign-in, cookie and bearer token alike.
+    "AUTH_DURATION": 7 * 24 * 60 * 60,
+    "AUTH_COOKIE_SECURE": True,
+    "AUTH_COOKIE_SAMESITE": "Lax",
+    "AUTH_COOKIE_NAME": "quart_app_auth",
+    # argon2id cost; OWASP's minimum is 19 MiB with 2 passes.
+    "ARGON2_TIME_COST": 3,
+    "ARGON2_MEMORY_COST": 64 * 1024,
+    "ARGON2_PARALLELISM": 1,
+    "PAGE_SIZE_DEFAULT": 20,
+    "PAGE_SIZE_MAX": 100,
+}
+
+# Values that show up in tutorials; a key equal to one of them is not a secret.
+_PLACEHOLDER_SECRETS = {"dev", "secret", "changeme", "change-me", "development", "test"}
+_MIN_SECRET_LENGTH = 32
+
+
+class InsecureConfigError(RuntimeError):
+    """Raised when production settings would leave the app unsafe."""
+
+
+def apply_cookie_settings(app: Quart) -> None:
+    """Give the auth cookie and Quart's flash-message cookie the app's ``AUTH_*`` flags.
+
+    quart-auth reads ``QUART_AUTH_*`` keys, but ``from_prefixed_env`` strips the
+    ``QUART_`` prefix, so ``QUART_AUTH_DURATION`` in the environment arrives as
+    ``AUTH_DURATION``; copying keeps one spelling for users.
+    """
+    for key in ("DURATION", "COOKIE_SECURE", "COOKIE_SAMESITE", "COOKIE_NAME"):
+        app.config[f"QUART_AUTH_{key}"] = app.config[f"AUTH_{key}"]
+    app.config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
+    app.config["SESSION_COOKIE_SECURE"] = app.config["AUTH_COOKIE_SECURE"]
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config["AUTH_COOKIE_SAMESITE"]
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+
+
+def check_secret_key(app: Quart) -> None:
+    """Refuse to run outside debug/testing with a missing or guessable secret key."""
+    if app.debug or app.testing:
+        if not app.config["SECRET_KEY"]:
+            app.config["SECRET_KEY"] = "insecure-key-for-debug-and-tests-only"  # noqa: S105
+        return
+    key = app.config["SECRET_KEY"]
+    if not isinstance(key, str | bytes) or not key:
+        raise InsecureConfigError(
+            "QUART_SECRET_KEY is not set. Generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'` and export it."
+        )
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
+    if text.lower() in _PLACEHOLDER_SECRETS or len(text) < _MIN_SECRET_LENGTH:
+        raise InsecureConfigError(
+            f"QUART_SECRET_KEY is too weak: use at least {_MIN_SECRET_LENGTH} random characters."
+        )

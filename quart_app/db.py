@@ -1,0 +1,131 @@
+"""SQLAlchemy 2 async engine, one session per request, and the declarative base."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Quart, current_app, g
+from sqlalchemy import DateTime, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+_EXTENSION_KEY = "quart_app.database"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware.
+
+    SQLite has no timezone type and returns naive values; PostgreSQL returns aware ones.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+@dataclass
+class _DatabaseState:
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed during a write; busy_timeout makes concurrent writers wait
+    # instead of failing with "database is locked".
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def build_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """Create an async engine for *url* with the settings this app relies on."""
+    engine = create_async_engine(url, echo=echo, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
+    return engine
+
+
+class Database:
+    """Binds an engine to each app; hands out one ``AsyncSession`` per app context."""
+
+    def init_app(self, app: Quart) -> None:
+        """Create the app's engine from ``DATABASE_URL`` and register clean-up."""
+        engine = build_engine(app.config["DATABASE_URL"], echo=app.config["DATABASE_ECHO"])
+        app.extensions[_EXTENSION_KEY] = _DatabaseState(
+            engine=engine,
+            sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+        )
+        app.teardown_appcontext(self._close_session)
+        app.after_serving(self._dispose_engine)
+
+    @staticmethod
+    def _state() -> _DatabaseState:
+        state: _DatabaseState = current_app.extensions[_EXTENSION_KEY]
+        return state
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The current app's engine."""
+        return self._state().engine
+
+    @property
+    def session(self) -> AsyncSession:
+        """The session of the current app context, opened on first use."""
+        if "db_session" not in g:
+            g.db_session = self._state().sessionmaker()
+        session: AsyncSession = g.db_session
+        return session
+
+    async def create_all(self) -> None:
+        """Create every missing table."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+
+    async def drop_all(self) -> None:
+        """Drop every table (tests only)."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+
+    @staticmethod
+    async def _close_session(_exc: BaseException | None) -> None:
+        session: AsyncSession | None = g.pop("db_session", None)
+        if session is not None:
+            await session.close()
+
+    async def _dispose_engine(self) -> None:
+        await self.engine.dispose()
+
+
+db = Database()

@@ -1,0 +1,107 @@
+"""JSON errors under ``/api/``, HTML errors elsewhere, and Flask's 415 for non-JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+from quart import Quart, Request, Response, jsonify, redirect, request, url_for
+from quart.typing import ResponseReturnValue
+from quart_schema import RequestSchemaValidationError
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    InternalServerError,
+    UnsupportedMediaType,
+)
+
+from .safe_redirects import login_url_for_current_request
+
+API_PREFIX = "/api/"
+WWW_AUTHENTICATE = 'Bearer realm="quart_app"'
+
+
+def is_api_request() -> bool:
+    """True when the request's path is under ``/api/``.
+
+    Decided from the path, not ``request.url_rule``, so it also holds for unknown
+    paths and 405s, where there is no rule.
+    """
+    return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
+
+
+class JSONRequest(Request):
+    """A request whose ``get_json`` refuses a non-JSON body with 415, as Flask's does.
+
+    Quart's own ``get_json`` returns ``None`` when the content type is not JSON, which
+    would turn a wrongly-sent body into a confusing validation error.
+    """
+
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Parse the body as JSON; 415 when it is not declared as JSON."""
+        if not (force or silent or self.is_json):
+            raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json")
+        return await super().get_json(force=force, silent=silent, cache=cache)
+
+    def on_json_loading_failed(self, error: Exception) -> NoReturn:
+        """Answer a malformed JSON body with 400 and the parser's reason."""
+        raise BadRequest(f"Malformed JSON body: {error}")
+
+
+def _message(error: HTTPException) -> str:
+    # Werkzeug's stock descriptions are long sentences; a description set by abort() is ours.
+    if error.description and error.description != type(error).description:
+        return error.description
+    return error.name
+
+
+def api_error_response(error: HTTPException) -> Response:
+    """The JSON form of *error*, keeping headers such as ``Allow`` and ``Retry-After``."""
+    response = jsonify(error=_message(error))
+    response.status_code = error.code or 500
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    if response.status_code == 401:
+        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return response
+
+
+async def handle_http_exception(error: HTTPException) -> ResponseReturnValue:
+    """JSON under ``/api/``; elsewhere a sign-in redirect for 401 or Quart's HTML page."""
+    if is_api_request():
+        return api_error_response(error)
+    if error.code == 401:
+        return redirect(login_url_for_current_request())
+    return error
+
+
+def _field_errors(error: Exception) -> dict[str, str]:
+    if not isinstance(error, ValidationError):
+        return {"body": str(error)}
+    fields: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"]) or "body"
+        fields[name] = f"{fields[name]}; {item['msg']}" if name in fields else item["msg"]
+    return fields
+
+
+async def handle_validation_error(error: RequestSchemaValidationError) -> ResponseReturnValue:
+    """422 naming every invalid field: the JSON parsed, but its content is wrong."""
+    body = {"error": "Invalid input", "fields": _field_errors(error.validation_error)}
+    return body, 422
+
+
+async def handle_internal_error(error: InternalServerError) -> ResponseReturnValue:
+    """500 with a fixed message: the traceback goes to the log, never to the client."""
+    if is_api_request():
+        return {"error": "Internal server error"}, 500
+    return InternalServerError()
+
+
+def init_app(app: Quart) -> None:
+    """Install the request class and the error handlers on *app*."""
+    app.request_class = JSONRequest
+    app.register_error_handler(RequestSchemaValidationError, handle_validation_error)
+    app.register_error_handler(InternalServerError, handle_internal_error)
+    app.register_error_handler(HTTPException, handle_http_exception)

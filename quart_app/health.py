@@ -1,0 +1,36 @@
+"""Liveness and readiness probes for process managers and load balancers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from quart import Blueprint
+from quart.typing import ResponseReturnValue
+from sqlalchemy import text
+
+from .db import db
+
+bp = Blueprint("health", __name__)
+
+READINESS_TIMEOUT_SECONDS = 2.0
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+@bp.get("/healthz")
+async def healthz() -> ResponseReturnValue:
+    """200 while the process can answer at all."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+async def readyz() -> ResponseReturnValue:
+    """200 when the database answers within the timeout, else 503."""
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the database means "not ready"
+        # Seed idiom: json.dumps with the Content-Type spelled correctly (the seed wrote
+        # "ContentType", which is just an unknown header and leaves text/html).
+        return json.dumps({"error": "Database unavailable"}), 503, JSON_HEADERS
+    return json.dumps({"status": "ready"}), 200, JSON_HEADERS

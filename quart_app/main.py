@@ -1,0 +1,56 @@
+"""Server-rendered HTML pages: the public index, sign-in, sign-out and the admin page."""
+
+from __future__ import annotations
+
+from quart import Blueprint, flash, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from .accounts import authenticate
+from .auth import admin_required, sign_in, sign_out
+from .db import db
+from .i18n import _
+from .models import User
+from .safe_redirects import safe_next
+
+bp = Blueprint("main", __name__)
+
+
+@bp.get("/")
+async def public_index() -> str:
+    """The landing page; shows flashed messages. A plain string becomes 200 text/html."""
+    return await render_template("index.html")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+async def login() -> ResponseReturnValue:
+    """The sign-in form; on success, back to a local ``next`` or the index."""
+    next_path = safe_next(request.args.get("next"))
+    if request.method == "GET":
+        return await render_template("login.html", next=next_path)
+
+    form = await request.form
+    username = form.get("username", "")[:64]
+    account = await authenticate(username, form.get("password", "")[:256])
+    if account is None:
+        error = _("Invalid username or password")
+        return await render_template("login.html", next=next_path, error=error, username=username)
+    await sign_in(account)
+    await flash(_("Signed in as %(name)s") % {"name": account.username}, "success")
+    return redirect(next_path or url_for("main.public_index"))
+
+
+@bp.post("/logout")
+async def logout() -> ResponseReturnValue:
+    """Sign out and go back to the index."""
+    await sign_out()
+    await flash(_("Signed out"), "success")
+    return redirect(url_for("main.public_index"))
+
+
+@bp.get("/admin")
+@admin_required
+async def admin() -> str:
+    """The admin dashboard: every user."""
+    users = (await db.session.execute(select(User).order_by(User.id))).scalars().all()
+    return await render_template("admin.html", users=users)

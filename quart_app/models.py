@@ -1,0 +1,84 @@
+"""The tables: users, their sign-in sessions, and their things."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .db import Base, UTCDateTime, utcnow
+
+
+class UserType(StrEnum):
+    """What a user may do: ``admin`` passes ``admin_required``."""
+
+    ADMIN = "admin"
+    USER = "user"
+
+
+class SessionKind(StrEnum):
+    """How a session's id travels: in the auth cookie or as a bearer token."""
+
+    COOKIE = "cookie"
+    TOKEN = "token"  # noqa: S105 - a label, not a password
+
+
+class User(Base):
+    """A person who can sign in."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("user_type IN ('admin', 'user')", name="ck_users_type"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # Lower-cased copy: makes "Alice" and "alice" the same account on every backend.
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    user_type: Mapped[str] = mapped_column(String(8), default=UserType.USER.value)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    sessions: Mapped[list[AuthSession]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+    things: Mapped[list[Thing]] = relationship(
+        back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_admin(self) -> bool:
+        """True for an active admin."""
+        return self.is_active and self.user_type == UserType.ADMIN
+
+
+class AuthSession(Base):
+    """A sign-in. Only a SHA-256 of its id is stored, so a database leak grants nothing."""
+
+    __tablename__ = "auth_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class Thing(Base):
+    """One to-do item, owned by a user."""
+
+    __tablename__ = "things"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship(back_populates="things")

@@ -1,0 +1,157 @@
+"""Request and response bodies of the JSON API, with their limits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+
+Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+# Login accepts any name up to the column width, so a bad name is a 401, not a 422 hint.
+LoginName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# 256 characters is far beyond any passphrase and keeps argon2's input bounded.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+NewPassword = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+UserTypeName = Literal["admin", "user"]
+
+
+class Strict(BaseModel):
+    """A request body: unknown fields are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(Strict):
+    """A username and password, for ``/api/login`` and ``/api/tokens``."""
+
+    username: LoginName
+    password: Password
+
+
+class PasswordChange(Strict):
+    """The signed-in user's current and new password."""
+
+    current_password: Password
+    new_password: NewPassword
+
+
+class UserCreate(Strict):
+    """An admin's new user."""
+
+    username: Username
+    password: NewPassword
+    user_type: UserTypeName = "user"
+
+
+class UserUpdate(Strict):
+    """An admin's change to a user: at least one field."""
+
+    user_type: UserTypeName | None = None
+    is_active: StrictBool | None = None
+    password: NewPassword | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UserUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of user_type, is_active, password")
+        return self
+
+
+class ThingCreate(Strict):
+    """A new to-do item."""
+
+    title: Title
+    done: StrictBool = False
+
+
+class ThingUpdate(Strict):
+    """A change to a to-do item: at least one field."""
+
+    title: Title | None = None
+    done: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ThingUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of title, done")
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("title cannot be null")
+        return self
+
+
+class PageQuery(BaseModel):
+    """``?limit=&offset=`` of a list; the page size is bounded."""
+
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    user_type: UserTypeName
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserEnvelope(BaseModel):
+    """``{"user": {...}}``."""
+
+    user: UserOut
+
+
+class UserPage(BaseModel):
+    """One page of users."""
+
+    items: list[UserOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ThingOut(BaseModel):
+    """A to-do item as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    done: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ThingPage(BaseModel):
+    """One page of things, newest first."""
+
+    items: list[ThingOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class TokenOut(BaseModel):
+    """A new bearer token."""
+
+    token: str
+    expires_at: datetime
+
+
+class StatusOut(BaseModel):
+    """``{"success": true}``, the seed's answer."""
+
+    success: bool
+
+
+class Error(BaseModel):
+    """Every error under ``/api/``."""
+
+    error: str
+    fields: dict[str, str] | None = None

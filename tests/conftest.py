@@ -1,0 +1,155 @@
+"""Shared fixtures: an app per database backend, clients signed in as a user and an admin."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol
+
+from quart_app import create_app
+from quart_app.accounts import create_user
+from quart_app.db import Base, build_engine
+from quart_app.models import User, UserType
+
+# Test modules import this alias: pytest would try to collect a name starting with "Test".
+Client = TestClientProtocol
+
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI") == "true"
+
+USER_PASSWORD = "user-password-1"
+ADMIN_PASSWORD = "admin-password-1"
+
+# Cheap argon2id so the suite stays fast; production costs are tested in test_passwords.
+TEST_CONFIG: dict[str, Any] = {
+    "TESTING": True,
+    "SECRET_KEY": "a-test-secret-key-that-is-long-enough-to-pass",
+    "AUTH_COOKIE_SECURE": False,
+    "ARGON2_TIME_COST": 1,
+    "ARGON2_MEMORY_COST": 1024,
+}
+
+
+def _postgres_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip for want of a service, except under CI=true, where that is a failure."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this must run)")
+    pytest.skip(reason)
+
+
+async def reset_schema(url: str) -> None:
+    """Drop and recreate every table at *url*."""
+    engine = build_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+            await connection.run_sync(Base.metadata.create_all)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for each backend; PostgreSQL skips (or fails in CI) when absent."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}"
+    if not _postgres_answers():
+        skip_or_fail("PostgreSQL does not answer on 127.0.0.1:5432")
+    return POSTGRES_URL
+
+
+def make_app(database_url: str, **overrides: Any) -> Quart:
+    """A testing app on *database_url*."""
+    return create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **overrides})
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[Quart]:
+    """A started app on an empty schema."""
+    await reset_schema(database_url)
+    application = make_app(database_url)
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def client(app: Quart) -> Client:
+    """An anonymous test client."""
+    return app.test_client()
+
+
+@dataclass
+class Account:
+    """A stored user and the password that signs them in."""
+
+    id: int
+    username: str
+    password: str
+
+
+async def add_user(app: Quart, username: str, password: str, user_type: UserType) -> Account:
+    """Store a user directly, as the CLI would."""
+    async with app.app_context():
+        user: User = await create_user(username, password, user_type)
+        return Account(user.id, user.username, password)
+
+
+@pytest.fixture
+async def user(app: Quart) -> Account:
+    """A plain user."""
+    return await add_user(app, "alice", USER_PASSWORD, UserType.USER)
+
+
+@pytest.fixture
+async def admin(app: Quart) -> Account:
+    """An admin."""
+    return await add_user(app, "root", ADMIN_PASSWORD, UserType.ADMIN)
+
+
+async def signed_in_client(app: Quart, account: Account) -> Client:
+    """A test client holding the auth cookie of *account*."""
+    test_client = app.test_client()
+    response = await test_client.post(
+        "/api/login", json={"username": account.username, "password": account.password}
+    )
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    return test_client
+
+
+@pytest.fixture
+async def user_client(app: Quart, user: Account) -> Client:
+    """A client signed in as the plain user."""
+    return await signed_in_client(app, user)
+
+
+@pytest.fixture
+async def admin_client(app: Quart, admin: Account) -> Client:
+    """A client signed in as the admin."""
+    return await signed_in_client(app, admin)
+
+
+async def bearer_headers(client: Client, account: Account) -> dict[str, str]:
+    """``Authorization`` headers with a fresh token for *account*."""
+    response = await client.post(
+        "/api/tokens", json={"username": account.username, "password": account.password}
+    )
+    assert response.status_code == 201
+    token = (await response.get_json())["token"]
+    return {"Authorization": f"Bearer {token}"}
