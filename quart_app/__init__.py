@@ -23,7 +23,6 @@ schema = QuartSchema(
     redoc_ui_path=None,
     scalar_ui_path=None,
     info={"title": "quart_app", "version": "0.1.0"},
-    pydantic_dump_options={"mode": "json"},
 )
 
 

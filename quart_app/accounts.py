@@ -26,7 +26,9 @@ def username_key(username: str) -> str:
 
 async def find_user(username: str) -> User | None:
     """The user called *username*, in any letter case."""
-    result = await db.session.execute(select(User).where(User.username_key == username_key(username)))
+    result = await db.session.execute(
+        select(User).where(User.username_key == username_key(username))
+    )
     return result.scalar_one_or_none()
 
 

@@ -110,8 +110,25 @@ class AppAuth(QuartAuth):
 
     user_class = SessionUser
 
+    _SETTINGS = (
+        "attribute_name",
+        "cookie_domain",
+        "cookie_name",
+        "cookie_path",
+        "cookie_http_only",
+        "cookie_samesite",
+        "cookie_secure",
+        "duration",
+        "mode",
+        "salt",
+    )
+
     def init_app(self, app: Quart) -> None:
         """Bind to *app* and load the current user before every view."""
+        # QuartAuth only reads config into attributes that are still None, so a
+        # module-level instance would keep the first app's settings for every later app.
+        for name in self._SETTINGS:
+            setattr(self, name, None)
         super().init_app(app)
         app.before_request(self._load_current_user)
 
@@ -219,9 +236,7 @@ def admin_required(
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
         await current_user.load()
         if current_user.is_admin:
-            return cast(
-                ResponseReturnValue, await current_app.ensure_async(view)(*args, **kwargs)
-            )
+            return cast(ResponseReturnValue, await current_app.ensure_async(view)(*args, **kwargs))
         signed_in = current_user.account is not None
         if is_api_request():
             if not signed_in:

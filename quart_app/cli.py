@@ -74,7 +74,7 @@ def init_db_command() -> None:
         password = os.environ.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         await create_user("admin", password, UserType.ADMIN)
         if "ADMIN_PASSWORD" in os.environ:
-            click.echo("Database ready. Created user 'admin' with the password from $ADMIN_PASSWORD.")
+            click.echo("Database ready. Created 'admin' with the password from $ADMIN_PASSWORD.")
         else:
             click.echo(f"Database ready. Created user 'admin' with password: {password}")
             click.echo("It is shown only this once.")

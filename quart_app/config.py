@@ -23,8 +23,8 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 64 * 1024,
     "ARGON2_PARALLELISM": 1,
-    "PAGE_SIZE_DEFAULT": 20,
-    "PAGE_SIZE_MAX": 100,
+    # ISO 8601 datetimes in API bodies; without mode="json" Quart writes RFC 822 dates.
+    "QUART_SCHEMA_PYDANTIC_DUMP_OPTIONS": {"mode": "json"},
 }
 
 # Values that show up in tutorials; a key equal to one of them is not a secret.

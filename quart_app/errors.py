@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from quart import Quart, Request, Response, jsonify, redirect, request, url_for
+from quart import Quart, Request, Response, jsonify, redirect, request
 from quart.typing import ResponseReturnValue
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import (
@@ -73,7 +73,7 @@ async def handle_http_exception(error: HTTPException) -> ResponseReturnValue:
         return api_error_response(error)
     if error.code == 401:
         return redirect(login_url_for_current_request())
-    return error
+    return error.get_response()
 
 
 def _field_errors(error: Exception) -> dict[str, str]:
@@ -96,7 +96,7 @@ async def handle_internal_error(error: InternalServerError) -> ResponseReturnVal
     """500 with a fixed message: the traceback goes to the log, never to the client."""
     if is_api_request():
         return {"error": "Internal server error"}, 500
-    return InternalServerError()
+    return InternalServerError().get_response()
 
 
 def init_app(app: Quart) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, jsonify, make_response
+from quart.typing import ResponseTypes
 from quart_schema import document_response
 
 from .schemas import StatusOut
@@ -20,7 +21,7 @@ async def status() -> Response:
 
 
 @bp.get("/do_thing")
-async def do_thing() -> Response:
+async def do_thing() -> ResponseTypes:
     """The seed's ``make_response(jsonify(data), 201)``; in Quart the call is awaited."""
     # ... other code ...
     data = {"message": "Done", "code": "SUCCESS"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort, jsonify, make_response, url_for
-from quart.typing import ResponseReturnValue
+from quart.typing import ResponseReturnValue, ResponseTypes
 from quart_schema import document_response, validate_querystring, validate_request
 from sqlalchemy import func, select
 
@@ -61,7 +61,7 @@ async def list_users(query_args: PageQuery) -> ResponseReturnValue:
 @document_response(UserOut, 201)
 @admin_required
 @validate_request(UserCreate)
-async def create(data: UserCreate) -> Response:
+async def create(data: UserCreate) -> ResponseTypes:
     """Create a user: 201 with ``Location``; 409 when the name is taken."""
     try:
         user = await create_user(data.username, data.password, UserType(data.user_type))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort, jsonify, make_response, url_for
-from quart.typing import ResponseReturnValue
+from quart.typing import ResponseReturnValue, ResponseTypes
 from quart_auth import login_required
 from quart_schema import document_response, validate_querystring, validate_request
 from sqlalchemy import func, select
@@ -67,7 +67,7 @@ async def list_things(query_args: PageQuery) -> ResponseReturnValue:
 @document_response(ThingOut, 201)
 @login_required
 @validate_request(ThingCreate)
-async def create_thing(data: ThingCreate) -> Response:
+async def create_thing(data: ThingCreate) -> ResponseTypes:
     """Store a new thing: 201, its JSON, and ``Location`` pointing at it."""
     thing = Thing(owner_id=_owner_id(), title=data.title, done=data.done)
     db.session.add(thing)

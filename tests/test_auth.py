@@ -1,0 +1,272 @@
+"""admin_required, current_user, and server-side sessions behind quart-auth."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from quart import Quart
+from sqlalchemy import select, update
+
+from quart_app.auth import admin_required, auth, current_user, hash_session_id
+from quart_app.db import db, utcnow
+from quart_app.models import AuthSession
+from tests.conftest import Account, Client, bearer_headers, make_app, signed_in_client
+
+COOKIE = "quart_app_auth"
+ADMIN_ERROR = {"error": "Admin access is required"}
+
+
+def auth_cookie(client: Client) -> str:
+    """The auth cookie value held by *client*."""
+    assert client.cookie_jar is not None
+    return next(c.value for c in client.cookie_jar if c.name == COOKIE and c.value)
+
+
+async def credentials_for(app: Quart, who: str, user: Account, admin: Account) -> dict[str, str]:
+    """Request headers carrying each kind of credential the matrix tries."""
+    if who == "anonymous":
+        return {}
+    if who == "forged cookie":
+        return {"Cookie": f"{COOKIE}=forged"}
+    if who == "forged bearer":
+        return {"Authorization": "Bearer forged"}
+    account = admin if who.startswith("admin") else user
+    client = await signed_in_client(app, account)
+    if who.endswith("bearer"):
+        headers = await bearer_headers(client, account)
+        if who.startswith("revoked"):
+            assert (await client.delete("/api/tokens/current", headers=headers)).status_code == 204
+        return headers
+    cookie = {"Cookie": f"{COOKIE}={auth_cookie(client)}"}
+    if who.startswith("revoked"):
+        assert (await client.post("/api/logout")).status_code == 204
+    return cookie
+
+
+ANONYMOUS = ["anonymous", "forged cookie", "forged bearer", "revoked cookie", "revoked bearer"]
+
+
+@pytest.mark.parametrize("who", ANONYMOUS)
+async def test_api_without_valid_credentials_is_401(
+    app: Quart, user: Account, admin: Account, who: str
+) -> None:
+    headers = await credentials_for(app, who, user, admin)
+    response = await app.test_client().get("/api/admin/users", headers=headers)
+    assert response.status_code == 401
+    assert await response.get_json() == ADMIN_ERROR
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="quart_app"'
+
+
+@pytest.mark.parametrize("who", ["user cookie", "user bearer"])
+async def test_api_as_a_non_admin_is_403(
+    app: Quart, user: Account, admin: Account, who: str
+) -> None:
+    headers = await credentials_for(app, who, user, admin)
+    response = await app.test_client().get("/api/admin/users", headers=headers)
+    assert response.status_code == 403
+    assert await response.get_json() == ADMIN_ERROR
+    assert "WWW-Authenticate" not in response.headers
+
+
+@pytest.mark.parametrize("who", ["admin cookie", "admin bearer"])
+async def test_api_as_admin_runs_the_view(
+    app: Quart, user: Account, admin: Account, who: str
+) -> None:
+    headers = await credentials_for(app, who, user, admin)
+    response = await app.test_client().get("/api/admin/users", headers=headers)
+    assert response.status_code == 200
+    assert (await response.get_json())["total"] == 2
+
+
+@pytest.mark.parametrize("who", ["anonymous", "forged cookie", "revoked cookie"])
+async def test_html_without_valid_credentials_flashes_and_goes_to_login(
+    app: Quart, user: Account, admin: Account, who: str
+) -> None:
+    headers = await credentials_for(app, who, user, admin)
+    client = app.test_client()
+    response = await client.get("/admin", headers=headers)
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/login"
+    assert parse_qs(location.query) == {"next": ["/admin"]}
+    page = await (await client.get(response.headers["Location"])).get_data(as_text=True)
+    assert "Admin access required" in page
+
+
+async def test_html_as_a_non_admin_flashes_and_goes_to_the_public_index(
+    user_client: Client,
+) -> None:
+    response = await user_client.get("/admin")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    page = await (await user_client.get("/")).get_data(as_text=True)
+    assert "Admin access required" in page
+
+
+async def test_html_as_admin_shows_the_dashboard(admin_client: Client, user: Account) -> None:
+    response = await admin_client.get("/admin")
+    assert response.status_code == 200
+    page = await response.get_data(as_text=True)
+    assert "<td>alice</td>" in page
+    assert "<td>root</td>" in page
+
+
+def test_admin_required_keeps_the_views_name_and_docstring() -> None:
+    def dashboard() -> str:
+        """Shows the dashboard."""
+        return "ok"
+
+    wrapped = admin_required(dashboard)
+    assert wrapped.__name__ == "dashboard"
+    assert wrapped.__doc__ == "Shows the dashboard."
+    assert wrapped.__wrapped__ is dashboard  # type: ignore[attr-defined]
+
+
+async def test_admin_required_wraps_sync_views_and_current_user_is_sync(
+    app: Quart, user: Account, admin: Account
+) -> None:
+    @app.get("/api/admin/whoami")
+    @admin_required
+    def whoami() -> dict[str, str | None]:
+        # The seed's check, read synchronously inside a plain def view.
+        return {"user_type": current_user.user_type, "username": current_user.username}
+
+    admin_client = await signed_in_client(app, admin)
+    user_client = await signed_in_client(app, user)
+    response = await admin_client.get("/api/admin/whoami")
+    assert response.status_code == 200
+    assert await response.get_json() == {"user_type": "admin", "username": "root"}
+    assert (await user_client.get("/api/admin/whoami")).status_code == 403
+    assert (await app.test_client().get("/api/admin/whoami")).status_code == 401
+
+
+async def test_the_auth_id_is_an_opaque_session_id_stored_only_as_a_hash(
+    app: Quart, user_client: Client, user: Account
+) -> None:
+    async with app.app_context():
+        session_id = auth.load_token(auth_cookie(user_client))
+        assert session_id is not None
+        assert session_id != str(user.id)
+        assert len(session_id) >= 40
+        stored = (await db.session.execute(select(AuthSession.id_hash))).scalars().all()
+    assert stored == [hash_session_id(session_id)]
+    assert session_id not in stored
+
+
+async def test_sign_in_issues_a_new_session_id_and_revokes_the_old_one(
+    app: Quart, user: Account
+) -> None:
+    client = await signed_in_client(app, user)
+    first = auth_cookie(client)
+    await client.post("/api/login", json={"username": user.username, "password": user.password})
+    second = auth_cookie(client)
+    assert first != second
+    stranger = app.test_client()
+    assert (
+        await stranger.get("/api/me", headers={"Cookie": f"{COOKIE}={first}"})
+    ).status_code == 401
+    assert (
+        await stranger.get("/api/me", headers={"Cookie": f"{COOKIE}={second}"})
+    ).status_code == 200
+
+
+async def test_an_expired_session_is_refused(app: Quart, user_client: Client) -> None:
+    async with app.app_context():
+        await db.session.execute(
+            update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await db.session.commit()
+    response = await user_client.get("/api/me")
+    assert response.status_code == 401
+
+
+async def test_password_change_ends_other_sessions_but_not_this_one(
+    app: Quart, user: Account
+) -> None:
+    browser = await signed_in_client(app, user)
+    other_browser = await signed_in_client(app, user)
+    token = await bearer_headers(app.test_client(), user)
+    response = await browser.post(
+        "/api/me/password",
+        json={"current_password": user.password, "new_password": "a-brand-new-pass"},
+    )
+    assert response.status_code == 204
+    assert (await browser.get("/api/me")).status_code == 200
+    assert (await other_browser.get("/api/me")).status_code == 401
+    assert (await app.test_client().get("/api/me", headers=token)).status_code == 401
+    old = await app.test_client().post(
+        "/api/login", json={"username": user.username, "password": user.password}
+    )
+    new = await app.test_client().post(
+        "/api/login", json={"username": user.username, "password": "a-brand-new-pass"}
+    )
+    assert (old.status_code, new.status_code) == (401, 200)
+
+
+async def test_password_change_needs_the_current_password(
+    app: Quart, user_client: Client, user: Account
+) -> None:
+    response = await user_client.post(
+        "/api/me/password",
+        json={"current_password": "wrong-one", "new_password": "a-brand-new-pass"},
+    )
+    assert response.status_code == 403
+    assert await response.get_json() == {"error": "The current password is wrong"}
+    login = await app.test_client().post(
+        "/api/login", json={"username": user.username, "password": user.password}
+    )
+    assert login.status_code == 200
+
+
+async def test_deactivation_applies_on_the_next_request(
+    app: Quart, user: Account, admin_client: Client
+) -> None:
+    user_browser = await signed_in_client(app, user)
+    token = await bearer_headers(app.test_client(), user)
+    response = await admin_client.patch(f"/api/admin/users/{user.id}", json={"is_active": False})
+    assert response.status_code == 200
+    assert (await user_browser.get("/api/me")).status_code == 401
+    assert (await app.test_client().get("/api/me", headers=token)).status_code == 401
+
+
+async def test_demotion_applies_on_the_next_request(
+    app: Quart, admin: Account, admin_client: Client
+) -> None:
+    other = await signed_in_client(app, admin)
+    second_admin = await admin_client.post(
+        "/api/admin/users",
+        json={"username": "deputy", "password": "deputy-password", "user_type": "admin"},
+    )
+    deputy_id = (await second_admin.get_json())["id"]
+    deputy = await signed_in_client(app, Account(deputy_id, "deputy", "deputy-password"))
+    assert (await deputy.get("/api/admin/users")).status_code == 200
+    demoted = await other.patch(f"/api/admin/users/{deputy_id}", json={"user_type": "user"})
+    assert demoted.status_code == 200
+    assert (await deputy.get("/api/admin/users")).status_code in {401, 403}
+
+
+@pytest.mark.parametrize(
+    ("secure_setting", "scheme", "secure_flag"),
+    [(True, "https", True), (False, "http", False)],
+)
+async def test_auth_cookie_flags(
+    database_url: str, user: Account, secure_setting: bool, scheme: str, secure_flag: bool
+) -> None:
+    app = make_app(database_url, AUTH_COOKIE_SECURE=secure_setting)
+    async with app.test_app():
+        response = await app.test_client().post(
+            "/api/login",
+            json={"username": user.username, "password": user.password},
+            scheme=scheme,
+        )
+    assert response.status_code == 200
+    cookie = next(
+        value for value in response.headers.getlist("Set-Cookie") if value.startswith(COOKIE)
+    )
+    attributes = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")[1:]}
+    assert "httponly" in attributes
+    assert attributes["samesite"].strip() == "SameSite=Lax"
+    assert attributes["max-age"].strip() == f"Max-Age={7 * 24 * 3600}"
+    assert ("secure" in attributes) is secure_flag
