@@ -37,6 +37,8 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
             try:
                 return await work()
             finally:
+                # The pool belongs to this short-lived loop: return the connection, then close all.
+                await db.session.close()
                 await db.engine.dispose()
 
     return asyncio.run(inner())

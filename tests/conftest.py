@@ -54,13 +54,14 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-async def reset_schema(url: str) -> None:
-    """Drop and recreate every table at *url*."""
+async def reset_schema(url: str, *, create: bool = True) -> None:
+    """Drop every table at *url*, then (unless *create* is false) create them again."""
     engine = build_engine(url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.drop_all)
-            await connection.run_sync(Base.metadata.create_all)
+            if create:
+                await connection.run_sync(Base.metadata.create_all)
     finally:
         await engine.dispose()
 
