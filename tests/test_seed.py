@@ -47,3 +47,20 @@ async def test_readyz_sends_json_dumps_with_a_real_content_type(client: Client) 
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     assert json.loads(await response.get_data(as_text=True)) == {"status": "ready"}
+
+
+async def test_returning_a_wsgi_app_is_not_a_response_in_quart(app: Quart) -> None:
+    """Flask's rule 4 (call the return value as a WSGI app) has no Quart counterpart."""
+
+    def legacy_wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
+        return [b"never reached"]
+
+    @app.get("/wsgi")
+    async def returns_wsgi_app() -> object:
+        return legacy_wsgi_app
+
+    # Quart raises "TypeError: The response value type (function) is not valid" while
+    # building the response; the client sees a 500, and the WSGI app is never called.
+    response = await app.test_client().get("/wsgi")
+    assert response.status_code == 500
+    assert "never reached" not in await response.get_data(as_text=True)
