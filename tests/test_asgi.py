@@ -85,9 +85,7 @@ def server(
 
 
 @pytest.fixture
-async def base_url(
-    server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path
-) -> str:
+async def base_url(server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path) -> str:
     url, process = server
     async with httpx.AsyncClient(base_url=url) as client:
         for _ in range(STARTUP_SECONDS * 10):
