@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from quart import Quart
@@ -55,9 +56,11 @@ async def test_returning_a_wsgi_app_is_not_a_response_in_quart(app: Quart) -> No
     def legacy_wsgi_app(environ: dict[str, object], start_response: object) -> list[bytes]:
         return [b"never reached"]
 
-    @app.get("/wsgi")
-    async def returns_wsgi_app() -> object:
+    async def returns_wsgi_app() -> Callable[..., list[bytes]]:
         return legacy_wsgi_app
+
+    # Registered without the decorator: its types rightly reject this return value.
+    app.add_url_rule("/wsgi", view_func=returns_wsgi_app)
 
     # Quart raises "TypeError: The response value type (function) is not valid" while
     # building the response; the client sees a 500, and the WSGI app is never called.
