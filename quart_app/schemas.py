@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
@@ -21,6 +21,19 @@ class Strict(BaseModel):
     """A request body: unknown fields are refused, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class PartialUpdate(Strict):
+    """A PATCH body: at least one field, and none of them ``null``."""
+
+    @model_validator(mode="after")
+    def _some_fields_and_no_nulls(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError(f"give at least one of {', '.join(type(self).model_fields)}")
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} cannot be null")
+        return self
 
 
 class Credentials(Strict):
@@ -45,18 +58,12 @@ class UserCreate(Strict):
     user_type: UserTypeName = "user"
 
 
-class UserUpdate(Strict):
-    """An admin's change to a user: at least one field."""
+class UserUpdate(PartialUpdate):
+    """An admin's change to a user."""
 
     user_type: UserTypeName | None = None
     is_active: StrictBool | None = None
     password: NewPassword | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> UserUpdate:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of user_type, is_active, password")
-        return self
 
 
 class ThingCreate(Strict):
@@ -66,19 +73,11 @@ class ThingCreate(Strict):
     done: StrictBool = False
 
 
-class ThingUpdate(Strict):
-    """A change to a to-do item: at least one field."""
+class ThingUpdate(PartialUpdate):
+    """A change to a to-do item."""
 
     title: Title | None = None
     done: StrictBool | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> ThingUpdate:
-        if not self.model_fields_set:
-            raise ValueError("give at least one of title, done")
-        if "title" in self.model_fields_set and self.title is None:
-            raise ValueError("title cannot be null")
-        return self
 
 
 class PageQuery(BaseModel):

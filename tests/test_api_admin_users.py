@@ -87,6 +87,18 @@ async def test_password_reset_by_admin(app: Quart, admin_client: Client, user: A
     assert relogin.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "change", [{}, {"user_type": None}, {"is_active": None}, {"password": None}]
+)
+async def test_empty_or_null_changes_are_422(
+    admin_client: Client, user: Account, change: dict[str, object]
+) -> None:
+    response = await admin_client.patch(f"/api/admin/users/{user.id}", json=change)
+    assert response.status_code == 422
+    after = await (await admin_client.get(f"/api/admin/users/{user.id}")).get_json()
+    assert (after["user_type"], after["is_active"]) == ("user", True)
+
+
 @pytest.mark.parametrize("change", [{"user_type": "user"}, {"is_active": False}])
 async def test_the_last_admin_cannot_be_demoted_or_deactivated(
     admin_client: Client, admin: Account, change: dict[str, object]

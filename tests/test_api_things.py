@@ -44,7 +44,8 @@ async def test_patch_changes_only_the_given_fields(user_client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "patch", [{}, {"title": None}, {"title": ""}, {"done": "true"}, {"owner_id": 2}]
+    "patch",
+    [{}, {"title": None}, {"done": None}, {"title": ""}, {"done": "true"}, {"owner_id": 2}],
 )
 async def test_invalid_patch_is_422_and_changes_nothing(
     user_client: Client, patch: dict[str, object]
