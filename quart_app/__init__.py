@@ -9,7 +9,7 @@ from typing import Any
 from quart import Quart
 from quart_schema import QuartSchema
 
-from . import cli, errors, health, main, seed
+from . import cli, csrf, errors, health, i18n, main, security_headers, seed
 from .api import bp as api_bp
 from .auth import auth
 from .config import DEFAULTS, apply_cookie_settings, check_secret_key
@@ -45,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     auth.init_app(app)
     schema.init_app(app)
     errors.init_app(app)
+    i18n.init_app(app)
+    csrf.init_app(app)
+    security_headers.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(main.bp)

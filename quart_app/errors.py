@@ -19,6 +19,7 @@ from .safe_redirects import login_url_for_current_request
 
 API_PREFIX = "/api/"
 WWW_AUTHENTICATE = 'Bearer realm="quart_app"'
+NOT_JSON = "Send the body as JSON with Content-Type: application/json"
 
 
 def is_api_request() -> bool:
@@ -40,7 +41,7 @@ class JSONRequest(Request):
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         """Parse the body as JSON; 415 when it is not declared as JSON."""
         if not (force or silent or self.is_json):
-            raise UnsupportedMediaType("Send the body as JSON with Content-Type: application/json")
+            raise UnsupportedMediaType(NOT_JSON)
         return await super().get_json(force=force, silent=silent, cache=cache)
 
     def on_json_loading_failed(self, error: Exception) -> NoReturn:

@@ -1,13 +1,15 @@
-"""Server-rendered HTML pages: the public index, sign-in, sign-out and the admin page."""
+"""Server-rendered HTML pages: index, sign-in, sign-out, the AJAX demo and the admin page."""
 
 from __future__ import annotations
 
 from quart import Blueprint, flash, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
+from quart_auth import login_required
 from sqlalchemy import select
 
 from .accounts import authenticate
 from .auth import admin_required, sign_in, sign_out
+from .csrf import rotate_csrf_token
 from .db import db
 from .i18n import _
 from .models import User
@@ -36,6 +38,7 @@ async def login() -> ResponseReturnValue:
         error = _("Invalid username or password")
         return await render_template("login.html", next=next_path, error=error, username=username)
     await sign_in(account)
+    rotate_csrf_token()
     await flash(_("Signed in as %(name)s") % {"name": account.username}, "success")
     return redirect(next_path or url_for("main.public_index"))
 
@@ -44,8 +47,16 @@ async def login() -> ResponseReturnValue:
 async def logout() -> ResponseReturnValue:
     """Sign out and go back to the index."""
     await sign_out()
+    rotate_csrf_token()
     await flash(_("Signed out"), "success")
     return redirect(url_for("main.public_index"))
+
+
+@bp.get("/ajax")
+@login_required
+async def ajax() -> str:
+    """Buttons that call the API with fetch and show each status, ok flag and body."""
+    return await render_template("ajax.html")
 
 
 @bp.get("/admin")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from quart import Quart
+from quart import Quart, Response
 from quart.typing import TestClientProtocol
+from werkzeug.datastructures import Headers
 
 from quart_app import create_app
 from quart_app.accounts import create_user
@@ -124,9 +126,50 @@ async def admin(app: Quart) -> Account:
     return await add_user(app, "root", ADMIN_PASSWORD, UserType.ADMIN)
 
 
+class SameOriginJSONMixin:
+    """Sends what a browser running static/js/api.js sends on unsafe requests.
+
+    Fetch metadata marks the request same-origin, and a body-less request still
+    declares JSON, as api.js does. Explicit headers win, so CSRF tests can override.
+    """
+
+    async def open(self, path: str, *, method: str = "GET", **kwargs: Any) -> Response:
+        if method.upper() not in {"GET", "HEAD", "OPTIONS"}:
+            headers = Headers(kwargs.pop("headers", None))
+            headers.setdefault("Sec-Fetch-Site", "same-origin")
+            if not {"json", "data", "form"} & kwargs.keys():
+                headers.setdefault("Content-Type", "application/json")
+            kwargs["headers"] = headers
+        response: Response = await super().open(path, method=method, **kwargs)  # type: ignore[misc]
+        return response
+
+
+def browser_client(app: Quart) -> Client:
+    """An anonymous client that behaves like the app's own JavaScript."""
+    client_class = type("BrowserClient", (SameOriginJSONMixin, app.test_client_class), {})
+    client: Client = client_class(app, use_cookies=True)
+    return client
+
+
+_CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def submit_form(
+    client: Client, page: str, fields: dict[str, str], action: str | None = None
+) -> Response:
+    """Load *page* as a browser would, then post its form with the CSRF token it carries."""
+    html = await (await client.get(page)).get_data(as_text=True)
+    match = _CSRF_FIELD.search(html)
+    assert match is not None, f"no CSRF token on {page}"
+    response: Response = await client.post(
+        action or page, form={**fields, "csrf_token": match.group(1)}
+    )
+    return response
+
+
 async def signed_in_client(app: Quart, account: Account) -> Client:
-    """A test client holding the auth cookie of *account*."""
-    test_client = app.test_client()
+    """A browser-like test client holding the auth cookie of *account*."""
+    test_client = browser_client(app)
     response = await test_client.post(
         "/api/login", json={"username": account.username, "password": account.password}
     )
