@@ -14,7 +14,9 @@ from .api import bp as api_bp
 from .auth import auth
 from .config import DEFAULTS, apply_cookie_settings, check_secret_key
 from .db import db
+from .openapi import API_DESCRIPTION, SECURITY_SCHEMES, AppOpenAPIProvider
 from .passwords import passwords
+from .rate_limits import limiter
 
 schema = QuartSchema(
     openapi_path="/openapi.json",
@@ -22,7 +24,13 @@ schema = QuartSchema(
     swagger_ui_path=None,
     redoc_ui_path=None,
     scalar_ui_path=None,
-    info={"title": "quart_app", "version": "0.1.0"},
+    info={
+        "title": "quart_app",
+        "version": "0.1.0",
+        "description": API_DESCRIPTION,
+    },
+    security_schemes=SECURITY_SCHEMES,
+    openapi_provider_class=AppOpenAPIProvider,
 )
 
 
@@ -43,6 +51,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     db.init_app(app)
     passwords.init_app(app)
     auth.init_app(app)
+    limiter.init_app(app)
     schema.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)

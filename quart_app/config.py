@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 64 * 1024,
     "ARGON2_PARALLELISM": 1,
+    # Sign-in rate limits; a redis:// URL shares them between workers and instances.
+    "RATE_LIMIT_ENABLED": True,
+    "RATE_LIMIT_STORAGE_URL": None,
     # ISO 8601 datetimes in API bodies; without mode="json" Quart writes RFC 822 dates.
     "QUART_SCHEMA_PYDANTIC_DUMP_OPTIONS": {"mode": "json"},
 }

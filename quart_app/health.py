@@ -7,9 +7,12 @@ import json
 
 from quart import Blueprint
 from quart.typing import ResponseReturnValue
+from quart_schema import document_response
 from sqlalchemy import text
 
 from .db import db
+from .openapi import errors
+from .schemas import HealthOut, ReadyOut
 
 bp = Blueprint("health", __name__)
 
@@ -18,12 +21,15 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @bp.get("/healthz")
+@document_response(HealthOut)
 async def healthz() -> ResponseReturnValue:
     """200 while the process can answer at all."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@document_response(ReadyOut)
+@errors(503)
 async def readyz() -> ResponseReturnValue:
     """200 when the database answers within the timeout, else 503."""
     try:

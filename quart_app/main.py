@@ -5,6 +5,8 @@ from __future__ import annotations
 from quart import Blueprint, flash, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import login_required
+from quart_rate_limiter import rate_limit
+from quart_schema import hide
 from sqlalchemy import select
 
 from .accounts import authenticate
@@ -13,18 +15,22 @@ from .csrf import rotate_csrf_token
 from .db import db
 from .i18n import _
 from .models import User
+from .rate_limits import SIGN_IN_LIMITS
 from .safe_redirects import safe_next
 
 bp = Blueprint("main", __name__)
 
 
 @bp.get("/")
+@hide
 async def public_index() -> str:
     """The landing page; shows flashed messages. A plain string becomes 200 text/html."""
     return await render_template("index.html")
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@hide
+@rate_limit(limits=SIGN_IN_LIMITS)
 async def login() -> ResponseReturnValue:
     """The sign-in form; on success, back to a local ``next`` or the index."""
     next_path = safe_next(request.args.get("next"))
@@ -44,6 +50,7 @@ async def login() -> ResponseReturnValue:
 
 
 @bp.post("/logout")
+@hide
 async def logout() -> ResponseReturnValue:
     """Sign out and go back to the index."""
     await sign_out()
@@ -53,6 +60,7 @@ async def logout() -> ResponseReturnValue:
 
 
 @bp.get("/ajax")
+@hide
 @login_required
 async def ajax() -> str:
     """Buttons that call the API with fetch and show each status, ok flag and body."""
@@ -60,6 +68,7 @@ async def ajax() -> str:
 
 
 @bp.get("/admin")
+@hide
 @admin_required
 async def admin() -> str:
     """The admin dashboard: every user."""

@@ -80,7 +80,7 @@ class ThingUpdate(PartialUpdate):
     done: StrictBool | None = None
 
 
-class PageQuery(BaseModel):
+class PageQuery(Strict):
     """``?limit=&offset=`` of a list; the page size is bounded."""
 
     limit: int = Field(default=20, ge=1, le=100)
@@ -149,8 +149,39 @@ class StatusOut(BaseModel):
     success: bool
 
 
+class DoThingOut(BaseModel):
+    """The seed's 201 answer."""
+
+    message: str
+    code: str
+
+
+class HealthOut(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """The database answers."""
+
+    status: Literal["ready"]
+
+
+class CreatedHeaders(BaseModel):
+    """Where the created resource lives."""
+
+    location: str
+
+
+class TotalCountHeaders(BaseModel):
+    """How many items the whole list holds."""
+
+    x_total_count: int
+
+
 class Error(BaseModel):
-    """Every error under ``/api/``."""
+    """An error: what went wrong and, on a 422, what is wrong with each field."""
 
     error: str
     fields: dict[str, str] | None = None

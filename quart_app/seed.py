@@ -6,7 +6,7 @@ from quart import Blueprint, Response, jsonify, make_response
 from quart.typing import ResponseTypes
 from quart_schema import document_response
 
-from .schemas import StatusOut
+from .schemas import DoThingOut, StatusOut
 
 bp = Blueprint("seed", __name__)
 
@@ -21,6 +21,7 @@ async def status() -> Response:
 
 
 @bp.get("/do_thing")
+@document_response(DoThingOut, 201)
 async def do_thing() -> ResponseTypes:
     """The seed's ``make_response(jsonify(data), 201)``; in Quart the call is awaited."""
     # ... other code ...

@@ -18,10 +18,11 @@ from ..accounts import (
 from ..auth import admin_required
 from ..db import db
 from ..models import User, UserType
-from ..schemas import PageQuery, UserCreate, UserOut, UserPage, UserUpdate
-from .responses import documents_errors
+from ..openapi import MAX_ID, errors, no_content, signed_in
+from ..schemas import CreatedHeaders, PageQuery, UserCreate, UserOut, UserPage, UserUpdate
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
+ONE_USER = f"/<int(max={MAX_ID}):user_id>"
 
 LAST_ADMIN = "This would leave no active admin"
 
@@ -38,7 +39,8 @@ def _user_json(user: User) -> dict[str, object]:
 
 
 @bp.get("")
-@documents_errors(401, 403, 422)
+@signed_in
+@errors(401, 403, 422)
 @document_response(UserPage)
 @admin_required
 @validate_querystring(PageQuery)
@@ -57,8 +59,9 @@ async def list_users(query_args: PageQuery) -> ResponseReturnValue:
 
 
 @bp.post("")
-@documents_errors(400, 401, 403, 409, 413, 415, 422)
-@document_response(UserOut, 201)
+@signed_in
+@errors(400, 401, 403, 409, 413, 415, 422)
+@document_response(UserOut, 201, CreatedHeaders)
 @admin_required
 @validate_request(UserCreate)
 async def create(data: UserCreate) -> ResponseTypes:
@@ -72,8 +75,9 @@ async def create(data: UserCreate) -> ResponseTypes:
     return response
 
 
-@bp.get("/<int:user_id>")
-@documents_errors(401, 403, 404)
+@bp.get(ONE_USER)
+@signed_in
+@errors(401, 403, 404)
 @document_response(UserOut)
 @admin_required
 async def get(user_id: int) -> ResponseReturnValue:
@@ -81,8 +85,9 @@ async def get(user_id: int) -> ResponseReturnValue:
     return _user_json(await _user_or_404(user_id))
 
 
-@bp.patch("/<int:user_id>")
-@documents_errors(400, 401, 403, 404, 409, 413, 415, 422)
+@bp.patch(ONE_USER)
+@signed_in
+@errors(400, 401, 403, 404, 409, 413, 415, 422)
 @document_response(UserOut)
 @admin_required
 @validate_request(UserUpdate)
@@ -101,8 +106,10 @@ async def update(user_id: int, data: UserUpdate) -> ResponseReturnValue:
     return _user_json(user)
 
 
-@bp.delete("/<int:user_id>")
-@documents_errors(401, 403, 404, 409)
+@bp.delete(ONE_USER)
+@signed_in
+@no_content
+@errors(401, 403, 404, 409, 415)
 @admin_required
 async def delete(user_id: int) -> Response:
     """Delete a user with their sessions and things: 204."""

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort
-from quart.typing import ResponseReturnValue
 from quart_auth import login_required
+from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
 from ..accounts import authenticate, set_password
 from ..auth import current_user, issue_token, revoke_session, sign_in, sign_out
 from ..models import SessionKind
+from ..openapi import errors, no_content, signed_in
 from ..passwords import passwords
+from ..rate_limits import SIGN_IN_LIMITS
 from ..schemas import Credentials, PasswordChange, TokenOut, UserEnvelope, UserOut
-from .responses import documents_errors
 
 bp = Blueprint("sessions", __name__)
 
@@ -20,7 +21,8 @@ BAD_CREDENTIALS = "Invalid username or password"
 
 
 @bp.post("/login")
-@documents_errors(400, 401, 413, 415, 422)
+@rate_limit(limits=SIGN_IN_LIMITS)
+@errors(400, 401, 403, 413, 415, 422, 429)
 @validate_request(Credentials)
 @validate_response(UserEnvelope)
 async def login(data: Credentials) -> UserEnvelope:
@@ -33,6 +35,8 @@ async def login(data: Credentials) -> UserEnvelope:
 
 
 @bp.post("/logout")
+@no_content
+@errors(403, 415)
 async def logout() -> Response:
     """End the current session and clear the cookie; 204 even when already signed out."""
     await sign_out()
@@ -40,7 +44,8 @@ async def logout() -> Response:
 
 
 @bp.post("/tokens")
-@documents_errors(400, 401, 413, 415, 422)
+@rate_limit(limits=SIGN_IN_LIMITS)
+@errors(400, 401, 403, 413, 415, 422, 429)
 @validate_request(Credentials)
 @validate_response(TokenOut, 201)
 async def create_token(data: Credentials) -> tuple[TokenOut, int]:
@@ -53,7 +58,9 @@ async def create_token(data: Credentials) -> tuple[TokenOut, int]:
 
 
 @bp.delete("/tokens/current")
-@documents_errors(401)
+@signed_in
+@no_content
+@errors(400, 401, 403, 415)
 @login_required
 async def revoke_current_token() -> Response:
     """Revoke the bearer token this request was made with."""
@@ -64,7 +71,8 @@ async def revoke_current_token() -> Response:
 
 
 @bp.get("/me")
-@documents_errors(401)
+@signed_in
+@errors(401)
 @login_required
 @validate_response(UserEnvelope)
 async def me() -> UserEnvelope:
@@ -74,14 +82,16 @@ async def me() -> UserEnvelope:
 
 
 @bp.post("/me/password")
-@documents_errors(400, 401, 403, 413, 415, 422)
+@signed_in
+@no_content
+@errors(400, 401, 403, 413, 415, 422)
 @login_required
 @validate_request(PasswordChange)
-async def change_password(data: PasswordChange) -> ResponseReturnValue:
+async def change_password(data: PasswordChange) -> Response:
     """Change the signed-in user's password; every other session of theirs ends."""
     account = current_user.account
     assert account is not None  # login_required guarantees it
     if not await passwords.verify(account.password_hash, data.current_password):
         abort(403, "The current password is wrong")
     await set_password(account, data.new_password, keep_session=current_user.auth_id)
-    return "", 204
+    return Response(status=204)

@@ -11,10 +11,19 @@ from sqlalchemy import func, select
 from ..auth import current_user
 from ..db import db
 from ..models import Thing
-from ..schemas import PageQuery, ThingCreate, ThingOut, ThingPage, ThingUpdate
-from .responses import documents_errors
+from ..openapi import MAX_ID, errors, no_content, signed_in
+from ..schemas import (
+    CreatedHeaders,
+    PageQuery,
+    ThingCreate,
+    ThingOut,
+    ThingPage,
+    ThingUpdate,
+    TotalCountHeaders,
+)
 
 bp = Blueprint("things", __name__, url_prefix="/things")
+ONE_THING = f"/<int(max={MAX_ID}):thing_id>"
 
 
 def _owner_id() -> int:
@@ -35,8 +44,9 @@ def _thing_json(thing: Thing) -> dict[str, object]:
 
 
 @bp.get("")
-@documents_errors(401, 422)
-@document_response(ThingPage)
+@signed_in
+@errors(401, 422)
+@document_response(ThingPage, 200, TotalCountHeaders)
 @login_required
 @validate_querystring(PageQuery)
 async def list_things(query_args: PageQuery) -> ResponseReturnValue:
@@ -63,8 +73,9 @@ async def list_things(query_args: PageQuery) -> ResponseReturnValue:
 
 
 @bp.post("")
-@documents_errors(400, 401, 413, 415, 422)
-@document_response(ThingOut, 201)
+@signed_in
+@errors(400, 401, 403, 413, 415, 422)
+@document_response(ThingOut, 201, CreatedHeaders)
 @login_required
 @validate_request(ThingCreate)
 async def create_thing(data: ThingCreate) -> ResponseTypes:
@@ -78,8 +89,9 @@ async def create_thing(data: ThingCreate) -> ResponseTypes:
     return response
 
 
-@bp.get("/<int:thing_id>")
-@documents_errors(401, 404)
+@bp.get(ONE_THING)
+@signed_in
+@errors(401, 404)
 @document_response(ThingOut)
 @login_required
 async def get_thing(thing_id: int) -> ResponseReturnValue:
@@ -87,8 +99,9 @@ async def get_thing(thing_id: int) -> ResponseReturnValue:
     return _thing_json(await _owned_thing(thing_id))
 
 
-@bp.patch("/<int:thing_id>")
-@documents_errors(400, 401, 404, 413, 415, 422)
+@bp.patch(ONE_THING)
+@signed_in
+@errors(400, 401, 403, 404, 413, 415, 422)
 @document_response(ThingOut)
 @login_required
 @validate_request(ThingUpdate)
@@ -101,8 +114,10 @@ async def update_thing(thing_id: int, data: ThingUpdate) -> ResponseReturnValue:
     return _thing_json(thing)
 
 
-@bp.delete("/<int:thing_id>")
-@documents_errors(401, 404)
+@bp.delete(ONE_THING)
+@signed_in
+@no_content
+@errors(401, 403, 404, 415)
 @login_required
 async def delete_thing(thing_id: int) -> Response:
     """Delete one of the user's things: 204, no body."""

@@ -1,0 +1,113 @@
+"""Sign-in rate limits (quart-rate-limiter), per client address and per username.
+
+The store is per app: memory by default, Redis when ``RATE_LIMIT_STORAGE_URL`` is set,
+so several workers and instances count against the same limits.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from quart import Quart, current_app, request
+from quart_rate_limiter import RateLimit, RateLimiter
+from quart_rate_limiter.redis_store import RedisStore
+from quart_rate_limiter.store import RateLimiterStoreABC
+
+from .accounts import username_key
+
+_EXTENSION_KEY = "quart_app.rate_limit_store"
+# Beyond this many keys the memory store sweeps out the ones whose limits have reset.
+_MEMORY_SWEEP_THRESHOLD = 10_000
+
+
+class ExpiringMemoryStore(RateLimiterStoreABC):
+    """In-process store that forgets keys once their limit has fully reset.
+
+    Without that, every made-up username sent to the login form would stay in memory.
+    """
+
+    def __init__(self) -> None:
+        self._tats: dict[str, datetime] = {}
+
+    async def before_serving(self) -> None:
+        """Nothing to connect to."""
+
+    async def get(self, key: str, default: datetime) -> datetime:
+        """The theoretical arrival time stored for *key*, else *default*."""
+        return self._tats.get(key, default)
+
+    async def set(self, key: str, tat: datetime) -> None:
+        """Store *tat* for *key*, sweeping expired keys when the store grows large."""
+        self._tats[key] = tat
+        if len(self._tats) > _MEMORY_SWEEP_THRESHOLD:
+            now = datetime.now(UTC)
+            self._tats = {k: v for k, v in self._tats.items() if v > now}
+
+    async def after_serving(self) -> None:
+        """Nothing to close."""
+
+
+class ExpiringRedisStore(RedisStore):
+    """quart-rate-limiter's Redis store, with each key expiring when its limit resets."""
+
+    async def set(self, key: str, tat: datetime) -> None:
+        """Store *tat* for *key* until that moment passes."""
+        assert self._redis is not None  # connected in before_serving
+        await self._redis.set(key, tat.timestamp(), exat=math.ceil(tat.timestamp()) + 1)
+
+
+class AppRateLimiter(RateLimiter):
+    """A rate limiter whose store belongs to the current app, not to this object."""
+
+    @property
+    def store(self) -> RateLimiterStoreABC:
+        """The current app's store."""
+        store: RateLimiterStoreABC = current_app.extensions[_EXTENSION_KEY]
+        return store
+
+    @store.setter
+    def store(self, _value: RateLimiterStoreABC) -> None:
+        # RateLimiter.__init__ assigns a default store; each app gets its own in init_app.
+        pass
+
+    def init_app(self, app: Quart, enabled: bool = True) -> None:
+        """Pick *app*'s store from its config and hook the limiter into its requests."""
+        url = app.config["RATE_LIMIT_STORAGE_URL"]
+        app.extensions[_EXTENSION_KEY] = ExpiringRedisStore(url) if url else ExpiringMemoryStore()
+        app.config["QUART_RATE_LIMITER_ENABLED"] = app.config["RATE_LIMIT_ENABLED"]
+        super().init_app(app)
+
+
+async def client_address() -> str:
+    """The address the request came from.
+
+    Not ``access_route``: a client can put anything in X-Forwarded-For. Behind a
+    proxy, a proxy-fix middleware makes ``remote_addr`` the real client.
+    """
+    return f"address:{request.remote_addr}"
+
+
+async def submitted_username() -> str:
+    """The username a sign-in request names, from its JSON body or form."""
+    if request.is_json:
+        data = await request.get_json(silent=True)
+    else:
+        data = await request.form
+    name = data.get("username") if hasattr(data, "get") else None
+    return f"username:{username_key(name) if isinstance(name, str) else ''}"
+
+
+async def not_a_submission() -> bool:
+    """True for GET/HEAD of the sign-in form: only attempts count."""
+    return request.method != "POST"
+
+
+PERIOD = timedelta(minutes=1)
+# Generous for people, tight for guessing: argon2 already makes each attempt cost.
+SIGN_IN_LIMITS = [
+    RateLimit(30, PERIOD, key_function=client_address, skip_function=not_a_submission),
+    RateLimit(10, PERIOD, key_function=submitted_username, skip_function=not_a_submission),
+]
+
+limiter = AppRateLimiter()
