@@ -34,7 +34,7 @@ async def find_user(username: str) -> User | None:
 
 async def get_user(user_id: int) -> User | None:
     """The user with primary key *user_id*."""
-    return await db.session.get(User, user_id)
+    return await db.get(User, user_id)
 
 
 async def create_user(username: str, password: str, user_type: UserType = UserType.USER) -> User:

@@ -66,7 +66,8 @@ async def _check_form_token() -> None:
 
 async def protect_from_csrf() -> None:
     """Refuse unsafe requests that a third-party site could have forged."""
-    if request.method in SAFE_METHODS:
+    # Unknown paths and methods get their 404/405 first; there is nothing to protect.
+    if request.method in SAFE_METHODS or request.routing_exception is not None:
         return
     if is_api_request():
         _check_api_request()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from quart import Quart, current_app, g
 from sqlalchemy import DateTime, event
@@ -19,6 +19,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 _EXTENSION_KEY = "quart_app.database"
+# Ids are 32-bit integer columns on every backend; larger values cannot name a row.
+MAX_ID = 2**31 - 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -51,6 +53,9 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     """Declarative base of every table."""
+
+
+ModelT = TypeVar("ModelT", bound=Base)
 
 
 @dataclass
@@ -99,6 +104,15 @@ class Database:
     def engine(self) -> AsyncEngine:
         """The current app's engine."""
         return self._state().engine
+
+    async def get(self, model: type[ModelT], row_id: int) -> ModelT | None:
+        """The *model* row with primary key *row_id*, or ``None``.
+
+        An id outside the column's range finds nothing instead of overflowing the driver.
+        """
+        if not 0 <= row_id <= MAX_ID:
+            return None
+        return await self.session.get(model, row_id)
 
     @property
     def session(self) -> AsyncSession:

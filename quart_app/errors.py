@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
@@ -42,7 +43,16 @@ class JSONRequest(Request):
         """Parse the body as JSON; 415 when it is not declared as JSON."""
         if not (force or silent or self.is_json):
             raise UnsupportedMediaType(NOT_JSON)
-        return await super().get_json(force=force, silent=silent, cache=cache)
+        try:
+            data = await super().get_json(force=force, silent=silent, cache=cache)
+            # JSON may escape lone surrogates ("\ud800"); they are not text, and no
+            # database driver can encode them.
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeError as error:
+            if silent:
+                return None
+            raise BadRequest(f"Malformed JSON body: {error}") from error
+        return data
 
     def on_json_loading_failed(self, error: Exception) -> NoReturn:
         """Answer a malformed JSON body with 400 and the parser's reason."""

@@ -10,6 +10,7 @@ from quart_schema import OpenAPIProvider, document_response, security_scheme
 from quart_schema.typing import Model
 from werkzeug.routing import BaseConverter, IntegerConverter
 
+from .db import MAX_ID
 from .schemas import Error
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -26,9 +27,6 @@ API_DESCRIPTION = (
     "with the cookie POST /api/login sets. Cookie-authenticated POST, PATCH and DELETE "
     "requests must be same-origin (Sec-Fetch-Site, or Origin) and application/json."
 )
-
-# Largest id a path accepts: ids are 32-bit integer columns on every backend.
-MAX_ID = 2**31 - 1
 
 
 class NoContent(BaseModel):
@@ -60,12 +58,15 @@ class AppOpenAPIProvider(OpenAPIProvider):
     """quart-schema's generator, made exact about path ids, 204s and the cookie name."""
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
-        """Give integer path parameters the bounds their converter enforces."""
+        """Integer path parameters are row ids: give them the id column's range.
+
+        (Bounds on the converter itself would turn an out-of-range id into a 405,
+        because Werkzeug records the other methods' matches before the converter fails;
+        ``db.get`` answers such ids with "not found" instead.)
+        """
         parameter = super().build_path_parameter(name, converter)
         if isinstance(converter, IntegerConverter):
-            parameter["schema"]["minimum"] = converter.min if converter.min is not None else 0
-            if converter.max is not None:
-                parameter["schema"]["maximum"] = converter.max
+            parameter["schema"].update(minimum=0, maximum=MAX_ID)
         return parameter
 
     def build_response_object(
@@ -84,10 +85,12 @@ class AppOpenAPIProvider(OpenAPIProvider):
         return response, definitions
 
     def schema(self) -> dict[str, Any]:
-        """The OpenAPI document, with bodiless 204s and the configured cookie name."""
+        """The OpenAPI document: required bodies, bodiless 204s, the configured cookie name."""
         document = super().schema()
         for path_item in document["paths"].values():
             for operation in path_item.values():
+                if "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
                 responses = operation["responses"]
                 for status in list(responses):
                     if int(status) == 204:

@@ -56,6 +56,12 @@ class ExpiringRedisStore(RedisStore):
         assert self._redis is not None  # connected in before_serving
         await self._redis.set(key, tat.timestamp(), exat=math.ceil(tat.timestamp()) + 1)
 
+    async def after_serving(self) -> None:
+        """Close the connection pool (the base class calls redis-py's deprecated close)."""
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
 
 class AppRateLimiter(RateLimiter):
     """A rate limiter whose store belongs to the current app, not to this object."""
@@ -105,9 +111,10 @@ async def not_a_submission() -> bool:
 
 PERIOD = timedelta(minutes=1)
 # Generous for people, tight for guessing: argon2 already makes each attempt cost.
+# The tighter limit comes first: the RateLimit-* headers describe the first one.
 SIGN_IN_LIMITS = [
-    RateLimit(30, PERIOD, key_function=client_address, skip_function=not_a_submission),
     RateLimit(10, PERIOD, key_function=submitted_username, skip_function=not_a_submission),
+    RateLimit(30, PERIOD, key_function=client_address, skip_function=not_a_submission),
 ]
 
 limiter = AppRateLimiter()

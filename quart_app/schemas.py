@@ -6,14 +6,26 @@ from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+# Text stored or looked up in the database: no control characters (PostgreSQL cannot
+# store NUL, and none belongs in a name or a title).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
 # Login accepts any name up to the column width, so a bad name is a 401, not a 422 hint.
-LoginName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LoginName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
+]
 # 256 characters is far beyond any passphrase and keeps argon2's input bounded.
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 NewPassword = Annotated[str, StringConstraints(min_length=8, max_length=256)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=200, pattern=NO_CONTROL_CHARACTERS
+    ),
+]
 UserTypeName = Literal["admin", "user"]
 
 
@@ -24,7 +36,13 @@ class Strict(BaseModel):
 
 
 class PartialUpdate(Strict):
-    """A PATCH body: at least one field, and none of them ``null``."""
+    """A PATCH body: at least one field, and none of them ``null``.
+
+    Fields are typed ``X | SkipJsonSchema[None]``: ``None`` stands for "not given" in
+    Python, while the published schema says what clients may send, a non-null value.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     @model_validator(mode="after")
     def _some_fields_and_no_nulls(self) -> Self:
@@ -61,9 +79,9 @@ class UserCreate(Strict):
 class UserUpdate(PartialUpdate):
     """An admin's change to a user."""
 
-    user_type: UserTypeName | None = None
-    is_active: StrictBool | None = None
-    password: NewPassword | None = None
+    user_type: UserTypeName | SkipJsonSchema[None] = None
+    is_active: StrictBool | SkipJsonSchema[None] = None
+    password: NewPassword | SkipJsonSchema[None] = None
 
 
 class ThingCreate(Strict):
@@ -76,8 +94,8 @@ class ThingCreate(Strict):
 class ThingUpdate(PartialUpdate):
     """A change to a to-do item."""
 
-    title: Title | None = None
-    done: StrictBool | None = None
+    title: Title | SkipJsonSchema[None] = None
+    done: StrictBool | SkipJsonSchema[None] = None
 
 
 class PageQuery(Strict):

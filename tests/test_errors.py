@@ -151,3 +151,41 @@ async def test_a_bad_bearer_token_is_not_rescued_by_a_cookie(app: Quart, user: A
     assert (await client.get("/api/me")).status_code == 200
     response = await client.get("/api/me", headers={"Authorization": "Bearer forged"})
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"title": "\xff\xfe"}', 400),  # not UTF-8
+        (b'{"title": "\\ud800"}', 400),  # a lone surrogate: not text
+        (b'{"title": "nul \\u0000 inside"}', 422),  # PostgreSQL cannot store NUL
+        (b'{"title": "tab\\tinside"}', 422),
+        (b'{"title": "caf\\u00e9 \\ud83d\\ude00"}', 201),  # accents and emoji are fine
+    ],
+)
+async def test_text_that_cannot_be_stored_is_refused_before_the_database(
+    user_client: Client, body: bytes, status: int
+) -> None:
+    response = await user_client.post(
+        "/api/things", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    expected_total = 1 if status == 201 else 0
+    assert (await (await user_client.get("/api/things")).get_json())["total"] == expected_total
+
+
+async def test_an_unknown_method_on_a_page_is_405_not_a_csrf_error(client: Client) -> None:
+    no_body: dict[str, Any] = {}
+    for path, method in (("/healthz", "QUERY"), ("/", "PUT"), ("/login", "DELETE")):
+        response = await client.open(path, method=method, **no_body)
+        assert response.status_code == 405, (path, method)
+
+
+@pytest.mark.parametrize("path", ["/api/things/2147483648", "/api/things/99999999999999999999"])
+async def test_ids_beyond_the_column_range_are_404(user_client: Client, path: str) -> None:
+    for method in ("GET", "PATCH", "DELETE"):
+        kwargs: dict[str, Any] = {"json": {"done": True}} if method == "PATCH" else {}
+        response = await user_client.open(path, method=method, **kwargs)
+        assert response.status_code == 404, method
+        assert await response.get_json() == {"error": "Thing not found"}

@@ -18,11 +18,11 @@ from ..accounts import (
 from ..auth import admin_required
 from ..db import db
 from ..models import User, UserType
-from ..openapi import MAX_ID, errors, no_content, signed_in
+from ..openapi import errors, no_content, signed_in
 from ..schemas import CreatedHeaders, PageQuery, UserCreate, UserOut, UserPage, UserUpdate
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
-ONE_USER = f"/<int(max={MAX_ID}):user_id>"
+ONE_USER = "/<int:user_id>"
 
 LAST_ADMIN = "This would leave no active admin"
 

@@ -1,0 +1,159 @@
+"""Sign-in rate limits: per client address and per username, shared through Redis."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from quart import Response
+from redis import asyncio as aioredis
+
+from quart_app import rate_limits
+from quart_app.rate_limits import ExpiringMemoryStore
+from tests.conftest import Account, Client, make_app, reset_schema, skip_or_fail, submit_form
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PER_USERNAME, PER_ADDRESS = 10, 30
+
+
+async def attempt(
+    client: Client, username: str, *, path: str = "/api/login", address: str = "192.0.2.1"
+) -> Response:
+    response: Response = await client.post(
+        path,
+        json={"username": username, "password": "wrong-password"},
+        scope_base={"client": (address, 40000)},
+    )
+    return response
+
+
+def assert_limited(response: Response) -> None:
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("path", ["/api/login", "/api/tokens"])
+async def test_too_many_attempts_for_one_username_get_429(
+    client: Client, user: Account, path: str
+) -> None:
+    for _ in range(PER_USERNAME):
+        assert (await attempt(client, "alice", path=path)).status_code == 401
+    limited = await attempt(client, "ALICE", path=path)  # same account, any case
+    assert_limited(limited)
+    assert await limited.get_json() == {"error": "Too Many Requests"}
+    assert limited.headers["RateLimit-Limit"] in {str(PER_USERNAME), str(PER_ADDRESS)}
+    # Even the right password waits: the limit counts attempts, not failures.
+    right = await client.post(
+        path,
+        json={"username": "alice", "password": user.password},
+        scope_base={"client": ("192.0.2.99", 40000)},
+    )
+    assert_limited(right)
+    # Another name from the same address is not affected.
+    assert (await attempt(client, "bob", path=path)).status_code == 401
+
+
+async def test_too_many_attempts_from_one_address_get_429(client: Client) -> None:
+    for n in range(PER_ADDRESS):
+        assert (await attempt(client, f"name{n}")).status_code == 401
+    assert_limited(await attempt(client, "one-more"))
+    assert (await attempt(client, "one-more", address="192.0.2.2")).status_code == 401
+
+
+async def test_a_forged_forwarded_for_header_does_not_reset_the_address_limit(
+    client: Client,
+) -> None:
+    for n in range(PER_ADDRESS):
+        response = await client.post(
+            "/api/login",
+            json={"username": f"name{n}", "password": "x"},
+            headers={"X-Forwarded-For": f"198.51.100.{n}"},
+        )
+        assert response.status_code == 401
+    assert_limited(await client.post("/api/login", json={"username": "last", "password": "x"}))
+
+
+async def test_answers_carry_ratelimit_headers(client: Client) -> None:
+    response = await attempt(client, "alice")
+    assert response.headers["RateLimit-Limit"] == str(PER_USERNAME)
+    assert response.headers["RateLimit-Remaining"] == str(PER_USERNAME - 1)
+    assert "RateLimit-Reset" in response.headers
+
+
+async def test_the_sign_in_form_is_limited_too(client: Client, user: Account) -> None:
+    for _ in range(PER_USERNAME):
+        response = await submit_form(client, "/login", {"username": "alice", "password": "nope"})
+        assert response.status_code == 200
+    limited = await submit_form(client, "/login", {"username": "alice", "password": "nope"})
+    assert_limited(limited)
+    assert limited.mimetype == "text/html"
+    assert (await client.get("/login")).status_code == 200  # showing the form is free
+
+
+async def test_limits_can_be_switched_off(database_url: str) -> None:
+    # This test says so: RATE_LIMIT_ENABLED=False removes the limits.
+    await reset_schema(database_url)
+    app = make_app(database_url, RATE_LIMIT_ENABLED=False)
+    async with app.test_app():
+        client = app.test_client()
+        for _ in range(PER_USERNAME + 2):
+            assert (await attempt(client, "alice")).status_code == 401
+
+
+async def test_the_memory_store_forgets_reset_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rate_limits, "_MEMORY_SWEEP_THRESHOLD", 5)
+    store = ExpiringMemoryStore()
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    future = datetime.now(UTC) + timedelta(minutes=1)
+    for n in range(5):
+        await store.set(f"old{n}", past)
+    await store.set("live", future)
+    assert await store.get("live", past) == future
+    assert await store.get("old0", future) == future  # swept, so the default comes back
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        skip_or_fail("Redis does not answer on 127.0.0.1:6379")
+    redis = aioredis.from_url(REDIS_URL)
+    await redis.flushdb()
+    yield REDIS_URL
+    await redis.flushdb()
+    await redis.aclose()
+
+
+async def test_instances_sharing_redis_share_the_limits(
+    database_url: str, redis_url: str, user: Account
+) -> None:
+    config: dict[str, Any] = {"RATE_LIMIT_STORAGE_URL": redis_url}
+    first, second = make_app(database_url, **config), make_app(database_url, **config)
+    async with first.test_app(), second.test_app():
+        a, b = first.test_client(), second.test_client()
+        for n in range(PER_USERNAME):
+            assert (await attempt(a if n % 2 else b, "alice")).status_code == 401
+        assert_limited(await attempt(a, "alice"))
+        assert_limited(await attempt(b, "alice"))
+
+    redis = aioredis.from_url(redis_url)
+    try:
+        keys = await redis.keys("*username:alice*")
+        assert keys
+        ttl = await redis.ttl(keys[0])
+        assert 0 < ttl <= 61  # the key goes away once the limit has reset
+    finally:
+        await redis.aclose()
+
+
+def test_apps_sharing_nothing_count_separately(database_url: str) -> None:
+    first, second = make_app(database_url), make_app(database_url)
+    assert (
+        first.extensions["quart_app.rate_limit_store"]
+        is not (second.extensions["quart_app.rate_limit_store"])
+    )
