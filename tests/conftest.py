@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import settings
 from quart import Quart, Response
 from quart.typing import TestClientProtocol
 from werkzeug.datastructures import Headers
@@ -31,6 +32,11 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI") == "true"
+
+# CI runs the same Hypothesis examples every time; timing deadlines mean little on 2 cores.
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if IN_CI else "dev")
 
 USER_PASSWORD = "user-password-1"
 ADMIN_PASSWORD = "admin-password-1"
