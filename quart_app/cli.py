@@ -23,6 +23,7 @@ from .accounts import (
     update_user,
 )
 from .db import db
+from .migrate import upgrade_database
 from .models import User, UserType
 
 T = TypeVar("T")
@@ -63,13 +64,13 @@ async def _require_user(name: str) -> User:
 
 @click.command("init-db")
 def init_db_command() -> None:
-    """Create the tables; on a database with no admin, create user 'admin'.
+    """Migrate the database to the current schema; with no admin, create user 'admin'.
 
     The admin's password is $ADMIN_PASSWORD, or a random one printed once.
     """
 
     async def work() -> None:
-        await db.create_all()
+        await upgrade_database()
         if await count_active_admins():
             click.echo("Database ready.")
             return

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from quart import Quart, current_app, g
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -53,6 +53,17 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     """Declarative base of every table."""
+
+    # Named constraints, identical on every backend, so migrations can refer to them.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
 
 
 ModelT = TypeVar("ModelT", bound=Base)
@@ -121,16 +132,6 @@ class Database:
             g.db_session = self._state().sessionmaker()
         session: AsyncSession = g.db_session
         return session
-
-    async def create_all(self) -> None:
-        """Create every missing table."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-
-    async def drop_all(self) -> None:
-        """Drop every table (tests only)."""
-        async with self.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.drop_all)
 
     @staticmethod
     async def _close_session(_exc: BaseException | None) -> None:

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import settings
 from quart import Quart, Response
 from quart.typing import TestClientProtocol
+from sqlalchemy import text
 from werkzeug.datastructures import Headers
 
 from quart_app import create_app
@@ -72,6 +73,7 @@ async def reset_schema(url: str, *, create: bool = True) -> None:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(Base.metadata.drop_all)
+            await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
             if create:
                 await connection.run_sync(Base.metadata.create_all)
     finally:
