@@ -6,10 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import QuartSchema
 
-from . import cli, csrf, errors, health, i18n, main, security_headers, seed
+from . import cli, csrf, errors, health, i18n, main, request_id, security_headers, seed
 from .api import bp as api_bp
 from .auth import auth
 from .config import DEFAULTS, apply_cookie_settings, check_secret_key
@@ -57,10 +58,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     i18n.init_app(app)
     csrf.init_app(app)
     security_headers.init_app(app)
+    request_id.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(main.bp)
     app.register_blueprint(seed.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_bp)
+
+    if hops := app.config["PROXY_TRUSTED_HOPS"]:
+        # Behind that many proxies, take the client address and scheme from
+        # X-Forwarded-For/-Proto, so rate limits and origin checks see the real client.
+        app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
+            app.asgi_app, mode="legacy", trusted_hops=hops
+        )
     return app

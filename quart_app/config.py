@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 64 * 1024,
     "ARGON2_PARALLELISM": 1,
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted;
+    # 0 means clients connect directly, and those headers are ignored.
+    "PROXY_TRUSTED_HOPS": 0,
     # Sign-in rate limits; a redis:// URL shares them between workers and instances.
     "RATE_LIMIT_ENABLED": True,
     "RATE_LIMIT_STORAGE_URL": None,

@@ -1,0 +1,76 @@
+"""X-Request-ID on every response, and trusting a reverse proxy only when told to."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import Account, Client, make_app, reset_schema
+
+
+@pytest.mark.parametrize("path", ["/", "/api/status", "/api/no/such/route", "/static/js/api.js"])
+async def test_every_response_gets_a_fresh_request_id(client: Client, path: str) -> None:
+    first = (await client.get(path)).headers["X-Request-ID"]
+    second = (await client.get(path)).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first)
+    assert first != second
+
+
+async def test_a_well_formed_request_id_is_echoed(client: Client) -> None:
+    response = await client.get("/api/status", headers={"X-Request-ID": "lb-7f3a:42"})
+    assert response.headers["X-Request-ID"] == "lb-7f3a:42"
+
+
+@pytest.mark.parametrize("sent", ["has space", "x" * 129, 'quote"', "semi;colon", "é"])
+async def test_a_request_id_that_could_corrupt_a_log_line_is_replaced(
+    client: Client, sent: str
+) -> None:
+    response = await client.get("/api/status", headers={"X-Request-ID": sent})
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_is_the_client(
+    database_url: str, user: Account
+) -> None:
+    app = make_app(database_url, PROXY_TRUSTED_HOPS=1, AUTH_COOKIE_SECURE=True)
+    async with app.test_app():
+        client = app.test_client()
+        for n in range(30):
+            response = await client.post(
+                "/api/login",
+                json={"username": f"name{n}", "password": "x"},
+                headers={"X-Forwarded-For": "203.0.113.5"},
+            )
+            assert response.status_code == 401
+        limited = await client.post(
+            "/api/login",
+            json={"username": "last", "password": "x"},
+            headers={"X-Forwarded-For": "203.0.113.5"},
+        )
+        other = await client.post(
+            "/api/login",
+            json={"username": "last", "password": "x"},
+            headers={"X-Forwarded-For": "203.0.113.6"},
+        )
+        # The proxy terminated TLS: the app sees https and sets a Secure cookie
+        # (quart-auth would warn, and the test fail, if it thought the request was http).
+        signed_in = await client.post(
+            "/api/login",
+            json={"username": user.username, "password": user.password},
+            headers={"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"},
+        )
+    assert (limited.status_code, other.status_code) == (429, 401)
+    assert signed_in.status_code == 200
+    assert "Secure" in signed_in.headers["Set-Cookie"]
+
+
+async def test_without_a_proxy_forwarded_headers_change_nothing(database_url: str) -> None:
+    await reset_schema(database_url)
+    app = make_app(database_url)
+    async with app.test_app():
+        response = await app.test_client().get(
+            "/api/status", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil"}
+        )
+        assert response.status_code == 200
+    assert app.asgi_app.__self__ is app  # type: ignore[attr-defined]
