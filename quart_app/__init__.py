@@ -10,7 +10,18 @@ from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 from quart_schema import QuartSchema
 
-from . import cli, csrf, errors, health, i18n, main, request_id, security_headers, seed
+from . import (
+    cli,
+    csrf,
+    errors,
+    health,
+    i18n,
+    main,
+    request_id,
+    security_headers,
+    seed,
+    shutdown,
+)
 from .api import bp as api_bp
 from .auth import auth
 from .config import DEFAULTS, apply_cookie_settings, check_secret_key
@@ -59,6 +70,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     csrf.init_app(app)
     security_headers.init_app(app)
     request_id.init_app(app)
+    shutdown.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(main.bp)

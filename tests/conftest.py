@@ -226,7 +226,11 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+def server_env(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of a live server on an empty, migrated database with an admin.
+
+    ``@pytest.mark.server_env(NAME="value")`` adds to it, for one test or module.
+    """
     asyncio.run(reset_schema(database_url, create=False))
     env = dict(os.environ)
     env.update(
@@ -235,6 +239,8 @@ def server_env(database_url: str, tmp_path: Path) -> dict[str, str]:
         QUART_AUTH_COOKIE_SECURE="false",
         ADMIN_PASSWORD=ADMIN_LIVE_PASSWORD,
     )
+    if marker := request.node.get_closest_marker("server_env"):
+        env.update(marker.kwargs)
     init = subprocess.run(
         [sys.executable, "-m", "quart", "--app", "quart_app", "init-db"],
         env=env,
@@ -296,3 +302,56 @@ async def base_url(server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path) 
         else:
             pytest.fail(f"hypercorn did not answer within {STARTUP_SECONDS}s")
     return url
+
+
+# --- A TCP relay in front of a server, to make it vanish and return --------------------
+
+
+class TcpRelay:
+    """Forwards 127.0.0.1:<port> to a target; ``stop()`` drops it, ``start()`` brings it back."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_w.close()
+            return
+        self._writers |= {client_w, server_w}
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+                self._writers.discard(writer)
+
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The PostgreSQL test database, for tests that only make sense there."""
+    if not _postgres_answers():
+        skip_or_fail("PostgreSQL does not answer on 127.0.0.1:5432")
+    return POSTGRES_URL

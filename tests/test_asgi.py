@@ -6,6 +6,8 @@ import asyncio
 import re
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -62,10 +64,141 @@ async def test_bearer_token_client_over_real_http(base_url: str) -> None:
         assert refused.headers["www-authenticate"] == 'Bearer realm="quart_app"'
 
 
+GRACEFUL_TIMEOUT = 10  # hypercorn.toml
+
+
 @pytest.mark.live
-async def test_sigterm_stops_the_server_cleanly(
+# Each sign-in hashes for about a second, so requests are still running at SIGTERM.
+@pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
+async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
     base_url: str, server: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
     _url, process = server
-    process.send_signal(signal.SIGTERM)
-    assert await asyncio.to_thread(process.wait, 30) == 0
+    credentials = {"username": "admin", "password": ADMIN_PASSWORD}
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        in_flight = [
+            asyncio.create_task(client.post("/api/tokens", json=credentials)) for _ in range(4)
+        ]
+        await asyncio.sleep(0.3)  # all four are now hashing
+        assert not any(task.done() for task in in_flight)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        refused_after = await seconds_until_refused(base_url, within=GRACEFUL_TIMEOUT)
+        answers = await asyncio.gather(*in_flight)
+    assert [answer.status_code for answer in answers] == [201] * 4
+    exit_code = await asyncio.to_thread(process.wait, GRACEFUL_TIMEOUT + 5)
+    assert exit_code == 0
+    # New connections are refused once hypercorn's supervisor closes its listening
+    # socket, which it does when the first worker has drained (docs/deploy.md).
+    assert refused_after is not None
+    assert time.monotonic() - signalled <= GRACEFUL_TIMEOUT + 5
+
+
+async def seconds_until_refused(base_url: str, within: float) -> float | None:
+    """Poll with new connections until one is refused; None if none is within *within*."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        try:
+            async with httpx.AsyncClient(base_url=base_url, timeout=0.5) as newcomer:
+                await newcomer.get("/healthz")
+        except httpx.ConnectError:
+            return time.monotonic() - started
+        except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError):
+            pass  # accepted into the backlog, then left or reset: not refused yet
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def token_for(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    issued = await client.post("/api/tokens", json={"username": username, "password": password})
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"Bearer {issued.json()['token']}"}
+
+
+@pytest.mark.live
+async def test_every_error_status_over_real_http(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        admin = await token_for(client, "admin", ADMIN_PASSWORD)
+        created = await client.post(
+            "/api/admin/users",
+            json={"username": "plain", "password": "plain-password"},
+            headers=admin,
+        )
+        assert created.status_code == 201
+        user = await token_for(client, "plain", "plain-password")
+        json_type = {"Content-Type": "application/json"}
+        answers = {
+            400: await client.post("/api/things", content=b"{", headers={**user, **json_type}),
+            401: await client.get("/api/me"),
+            403: await client.get("/api/admin/users", headers=user),
+            404: await client.get("/api/no/such/route", headers=user),
+            405: await client.delete("/api/status"),
+            409: await client.post(
+                "/api/admin/users",
+                json={"username": "PLAIN", "password": "plain-password"},
+                headers=admin,
+            ),
+            413: await client.post("/api/things", json={"title": "x" * 100_000}, headers=user),
+            415: await client.post(
+                "/api/things", content=b"title=x", headers={**user, "Content-Type": "text/plain"}
+            ),
+            422: await client.post("/api/things", json={"title": ""}, headers=user),
+        }
+        for _ in range(10):
+            await client.post("/api/login", json={"username": "victim", "password": "guess"})
+        answers[429] = await client.post(
+            "/api/login", json={"username": "victim", "password": "guess"}
+        )
+    for status, response in answers.items():
+        assert response.status_code == status, (status, response.text)
+        assert response.headers["content-type"] == "application/json", status
+        assert set(response.json()) >= {"error"}, status
+    assert answers[401].headers["www-authenticate"] == 'Bearer realm="quart_app"'
+    assert set(answers[405].headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+    assert int(answers[429].headers["retry-after"]) > 0
+
+
+def access_log_lines(tmp_path: Path, request_ids: set[str]) -> dict[str, dict[str, str]]:
+    """The access log's logfmt lines for *request_ids*, parsed into fields."""
+    found: dict[str, dict[str, str]] = {}
+    for line in (tmp_path / "hypercorn.log").read_text().splitlines():
+        fields = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line))
+        if fields.get("request_id") in request_ids:
+            found[fields["request_id"]] = fields
+    return found
+
+
+@pytest.mark.live
+async def test_keep_alive_reuses_one_connection_and_the_log_names_each_request(
+    base_url: str, tmp_path: Path
+) -> None:
+    ids = {f"keepalive-{n}" for n in range(5)}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits) as client:
+        for request_id in sorted(ids):
+            response = await client.get("/api/status", headers={"X-Request-ID": request_id})
+            assert response.headers["x-request-id"] == request_id
+    lines: dict[str, dict[str, str]] = {}
+    for _ in range(50):  # the log is written as requests finish; give it a moment
+        lines = await asyncio.to_thread(access_log_lines, tmp_path, ids)
+        if len(lines) == len(ids):
+            break
+        await asyncio.sleep(0.1)
+    assert set(lines) == ids
+    assert {fields["status"] for fields in lines.values()} == {"200"}
+    assert len({fields["client"] for fields in lines.values()}) == 1  # one client port
+
+
+@pytest.mark.live
+async def test_a_client_that_never_finishes_its_headers_is_cut_off(base_url: str) -> None:
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+    await writer.drain()
+    try:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            assert (await client.get("/api/status")).status_code == 200
+        # keep_alive_timeout (5 s) closes it; 30 s is only how long the test waits.
+        assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    finally:
+        writer.close()

@@ -24,14 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 SEED = 20261121
 
-pytestmark = pytest.mark.live
-
-
-@pytest.fixture
-def server_env(server_env: dict[str, str]) -> dict[str, str]:
+pytestmark = [
+    pytest.mark.live,
     # This test says so: sign-in rate limits are off, since the fuzzer signs in far
     # more often than a person; tests/test_rate_limits.py covers the limits.
-    return {**server_env, "QUART_RATE_LIMIT_ENABLED": "false"}
+    pytest.mark.server_env(QUART_RATE_LIMIT_ENABLED="false"),
+]
 
 
 async def fuzz_account(base_url: str, admin: bool) -> tuple[str, str, int]:
