@@ -12,6 +12,12 @@ DEFAULTS: dict[str, Any] = {
     # Filled in by create_app with a file under instance/ when left unset.
     "DATABASE_URL": None,
     "DATABASE_ECHO": False,
+    # Per worker process (PostgreSQL): keep instances x workers x (size + overflow)
+    # below the server's max_connections (100 by default).
+    "DATABASE_POOL_SIZE": 5,
+    "DATABASE_MAX_OVERFLOW": 10,
+    # Seconds a request waits for a pooled connection before answering 503.
+    "DATABASE_POOL_TIMEOUT": 10,
     # JSON bodies here are small; anything larger is a mistake or an attack.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Lifetime in seconds of a sign-in, cookie and bearer token alike.

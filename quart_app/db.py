@@ -85,12 +85,14 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def build_engine(url: str, *, echo: bool = False) -> AsyncEngine:
-    """Create an async engine for *url* with the settings this app relies on."""
-    engine = create_async_engine(url, echo=echo, pool_pre_ping=not url.startswith("sqlite"))
-    if engine.dialect.name == "sqlite":
+def build_engine(url: str, *, echo: bool = False, **pool: int) -> AsyncEngine:
+    """Create an async engine for *url*; *pool* sizes the pool of a server database."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
-    return engine
+        return engine
+    # pre_ping: a connection the server dropped (restart, failover) is replaced, not used.
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, **pool)
 
 
 class Database:
@@ -98,7 +100,13 @@ class Database:
 
     def init_app(self, app: Quart) -> None:
         """Create the app's engine from ``DATABASE_URL`` and register clean-up."""
-        engine = build_engine(app.config["DATABASE_URL"], echo=app.config["DATABASE_ECHO"])
+        engine = build_engine(
+            app.config["DATABASE_URL"],
+            echo=app.config["DATABASE_ECHO"],
+            pool_size=app.config["DATABASE_POOL_SIZE"],
+            max_overflow=app.config["DATABASE_MAX_OVERFLOW"],
+            pool_timeout=app.config["DATABASE_POOL_TIMEOUT"],
+        )
         app.extensions[_EXTENSION_KEY] = _DatabaseState(
             engine=engine,
             sessionmaker=async_sessionmaker(engine, expire_on_commit=False),

@@ -6,13 +6,16 @@ import json
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from quart import Quart, Request, Response, jsonify, redirect, request
+from quart import Quart, Request, Response, current_app, jsonify, redirect, request
 from quart.typing import ResponseReturnValue
 from quart_schema import RequestSchemaValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
     InternalServerError,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
 
@@ -103,6 +106,25 @@ async def handle_validation_error(error: RequestSchemaValidationError) -> Respon
     return body, 422
 
 
+async def handle_database_error(
+    error: DBAPIError | PoolTimeoutError | ConnectionError,
+) -> ResponseReturnValue:
+    """503 with Retry-After when the database cannot be reached; a failing statement is a bug.
+
+    A connection that could not be made or taken from the pool (server down, full, or
+    out of connections; asyncpg raises a refused connection as a plain ConnectionError)
+    is a passing condition the client may retry.
+    """
+    if isinstance(error, DBAPIError) and error.statement is not None:
+        raise error  # on to the 500 handler, and the log
+    current_app.logger.warning("database unavailable: %s", error)
+    if is_api_request():
+        return {"error": "Database unavailable"}, 503, {"Retry-After": "1"}
+    response = ServiceUnavailable().get_response()
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def handle_internal_error(error: InternalServerError) -> ResponseReturnValue:
     """500 with a fixed message: the traceback goes to the log, never to the client."""
     if is_api_request():
@@ -115,4 +137,7 @@ def init_app(app: Quart) -> None:
     app.request_class = JSONRequest
     app.register_error_handler(RequestSchemaValidationError, handle_validation_error)
     app.register_error_handler(InternalServerError, handle_internal_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(PoolTimeoutError, handle_database_error)
+    app.register_error_handler(ConnectionError, handle_database_error)
     app.register_error_handler(HTTPException, handle_http_exception)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 from hypothesis import settings
 from quart import Quart, Response
 from quart.typing import TestClientProtocol
+from redis import asyncio as aioredis
 from sqlalchemy import text
 from werkzeug.datastructures import Headers
 
@@ -32,6 +35,7 @@ Client = TestClientProtocol
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI") == "true"
 
 # CI runs the same Hypothesis examples every time; timing deadlines mean little on 2 cores.
@@ -225,83 +229,132 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture
-def server_env(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> dict[str, str]:
-    """The environment of a live server on an empty, migrated database with an admin.
-
-    ``@pytest.mark.server_env(NAME="value")`` adds to it, for one test or module.
-    """
-    asyncio.run(reset_schema(database_url, create=False))
+async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
+    """Environment for live servers on an empty, migrated database with an admin."""
+    await reset_schema(database_url, create=False)
     env = dict(os.environ)
     env.update(
         QUART_SECRET_KEY="live-test-secret-" * 3,
         QUART_DATABASE_URL=database_url,
         QUART_AUTH_COOKIE_SECURE="false",
         ADMIN_PASSWORD=ADMIN_LIVE_PASSWORD,
+        **extra,
     )
-    if marker := request.node.get_closest_marker("server_env"):
-        env.update(marker.kwargs)
-    init = subprocess.run(
-        [sys.executable, "-m", "quart", "--app", "quart_app", "init-db"],
+    init = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "quart", "--app", "quart_app", "init-db"),
         env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    assert init.returncode == 0, init.stderr
-    assert "Created 'admin'" in init.stdout
+    stdout, stderr = await asyncio.wait_for(init.communicate(), timeout=60)
+    assert init.returncode == 0, stderr.decode()
+    assert "Created 'admin'" in stdout.decode()
     return env
 
 
-@pytest.fixture
-def server(
-    server_env: dict[str, str], tmp_path: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+@dataclass
+class LiveServer:
+    """A hypercorn process serving quart_app.asgi:app with the project's hypercorn.toml."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@contextmanager
+def hypercorn_process(env: dict[str, str], workdir: Path, name: str) -> Iterator[LiveServer]:
+    """Run hypercorn on a free port, its output in ``<workdir>/<name>.log``; kill it after."""
     port = free_port()
-    log = (tmp_path / "hypercorn.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hypercorn",
-            "-c",
-            str(ROOT / "hypercorn.toml"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "quart_app.asgi:app",
-        ],
-        env=server_env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        log.close()
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "-c",
+                str(ROOT / "hypercorn.toml"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "quart_app.asgi:app",
+            ],
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: killing the supervisor alone would orphan the
+            # workers, and with them their sockets and database connections.
+            start_new_session=True,
+        )
+        try:
+            yield LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+        finally:
+            stop_process_group(process)
 
 
-@pytest.fixture
-async def base_url(server: tuple[str, subprocess.Popen[bytes]], tmp_path: Path) -> str:
-    url, process = server
-    async with httpx.AsyncClient(base_url=url) as client:
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server's whole process group, then SIGKILL whatever is left."""
+    group = process.pid  # start_new_session made the server its group's leader
+    with suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)  # workers that outlived their supervisor
+    process.wait(timeout=10)
+
+
+async def wait_until_serving(server: LiveServer) -> None:
+    """Return once /healthz answers; fail with the server's log if it never does."""
+    async with httpx.AsyncClient(base_url=server.url) as client:
         for _ in range(STARTUP_SECONDS * 10):
-            if process.poll() is not None:
-                output = (tmp_path / "hypercorn.log").read_text()
-                pytest.fail(f"hypercorn exited with {process.returncode}:\n{output}")
+            if server.process.poll() is not None:
+                output = server.log_path.read_text()
+                pytest.fail(f"hypercorn exited with {server.process.returncode}:\n{output}")
             try:
                 if (await client.get("/healthz")).status_code == 200:
-                    break
+                    return
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
-        else:
-            pytest.fail(f"hypercorn did not answer within {STARTUP_SECONDS}s")
-    return url
+    pytest.fail(f"hypercorn did not answer within {STARTUP_SECONDS}s")
+
+
+@pytest.fixture
+async def server_env(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> dict[str, str]:
+    """The live server's environment; ``@pytest.mark.server_env(NAME="value")`` adds to it."""
+    marker = request.node.get_closest_marker("server_env")
+    return await prepare_server_env(database_url, tmp_path, **(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+def server(server_env: dict[str, str], tmp_path: Path) -> Iterator[LiveServer]:
+    """One live server (its log is ``tmp_path / "hypercorn.log"``)."""
+    with hypercorn_process(server_env, tmp_path, "hypercorn") as live:
+        yield live
+
+
+@pytest.fixture
+async def base_url(server: LiveServer) -> str:
+    """The URL of the live server, once it serves."""
+    await wait_until_serving(server)
+    return server.url
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """An emptied Redis database for the test; skips (fails in CI) without Redis."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        skip_or_fail("Redis does not answer on 127.0.0.1:6379")
+    redis = aioredis.from_url(REDIS_URL)
+    await redis.flushdb()
+    yield REDIS_URL
+    await redis.flushdb()
+    await redis.aclose()
 
 
 # --- A TCP relay in front of a server, to make it vanish and return --------------------

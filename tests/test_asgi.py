@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
+from tests.conftest import LiveServer
 
 
 @pytest.mark.live
@@ -71,9 +71,9 @@ GRACEFUL_TIMEOUT = 10  # hypercorn.toml
 # Each sign-in hashes for about a second, so requests are still running at SIGTERM.
 @pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
 async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
-    base_url: str, server: tuple[str, subprocess.Popen[bytes]]
+    base_url: str, server: LiveServer
 ) -> None:
-    _url, process = server
+    process = server.process
     credentials = {"username": "admin", "password": ADMIN_PASSWORD}
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         in_flight = [

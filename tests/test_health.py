@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from tests.conftest import Client, TcpRelay, make_app
+from quart_app.models import UserType
+from tests.conftest import (
+    Account,
+    Client,
+    TcpRelay,
+    add_user,
+    bearer_headers,
+    make_app,
+    reset_schema,
+    signed_in_client,
+)
 
 
 async def test_healthz_answers_200(client: Client) -> None:
@@ -40,3 +50,36 @@ async def test_readyz_follows_the_database_down_and_back_up(postgres_url: str) -
             assert await up.get_json() == {"status": "ready"}
     finally:
         await relay.stop()
+
+
+async def test_requests_while_the_database_is_down_get_503_and_recover(
+    postgres_url: str,
+) -> None:
+    await reset_schema(postgres_url)
+    relay = TcpRelay(target_port=5432)
+    await relay.start()
+    app = make_app(
+        postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}"),
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    try:
+        async with app.test_app():
+            await add_user(app, "alice", "alice-password", UserType.USER)
+            client = app.test_client()
+            alice = Account(0, "alice", "alice-password")
+            token = await bearer_headers(client, alice)
+            browser = await signed_in_client(app, alice)
+            assert (await client.get("/api/things", headers=token)).status_code == 200
+            await relay.stop()
+            down = await client.get("/api/things", headers=token)
+            page = await browser.get("/")  # looking up the signed-in session needs the database
+            await relay.start()
+            back = await client.get("/api/things", headers=token)
+    finally:
+        await relay.stop()
+    assert down.status_code == 503
+    assert await down.get_json() == {"error": "Database unavailable"}
+    assert down.headers["Retry-After"] == "1"
+    assert page.status_code == 503
+    assert page.mimetype == "text/html"
+    assert back.status_code == 200

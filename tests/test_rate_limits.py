@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +11,8 @@ from redis import asyncio as aioredis
 
 from quart_app import rate_limits
 from quart_app.rate_limits import ExpiringMemoryStore
-from tests.conftest import Account, Client, make_app, reset_schema, skip_or_fail, submit_form
+from tests.conftest import Account, Client, make_app, reset_schema, submit_form
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PER_USERNAME, PER_ADDRESS = 10, 30
 
 
@@ -114,19 +110,6 @@ async def test_the_memory_store_forgets_reset_keys(monkeypatch: pytest.MonkeyPat
     await store.set("live", future)
     assert await store.get("live", past) == future
     assert await store.get("old0", future) == future  # swept, so the default comes back
-
-
-@pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        skip_or_fail("Redis does not answer on 127.0.0.1:6379")
-    redis = aioredis.from_url(REDIS_URL)
-    await redis.flushdb()
-    yield REDIS_URL
-    await redis.flushdb()
-    await redis.aclose()
 
 
 async def test_instances_sharing_redis_share_the_limits(
