@@ -1,0 +1,198 @@
+"""Turn docs/benchmarks.json into docs/benchmarks.md and docs/bench_throughput.png."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+ANALYSIS = ROOT / "bench" / "analysis.md"
+
+Row = dict[str, Any]
+
+
+def find(results: Sequence[Row], scenario: str, target: str, path: str, connections: int) -> Row:
+    for row in results:
+        if (row["scenario"], row["target"], row["path"], row["connections"]) == (
+            scenario,
+            target,
+            path,
+            connections,
+        ):
+            return row
+    raise KeyError((scenario, target, path, connections))
+
+
+def by_connections(results: Sequence[Row], target: str, path: str) -> dict[int, Row]:
+    return {
+        row["connections"]: row
+        for row in results
+        if row["target"] == target and row["path"] == path and row["scenario"] in {"A", "B", "C"}
+    }
+
+
+def targets(results: Sequence[Row]) -> list[tuple[str, str, float, float, bool]]:
+    """(target, how measured, ratio, threshold, met) for each of the issue's targets."""
+    app = find(results, "A", "quart_app", "/api/status", 64)
+    bare = find(results, "A", "bare Quart", "/api/status", 64)
+    things = find(results, "B", "quart_app SQLite", "/api/things", 64)
+    rows = [
+        (
+            "A: /api/status vs bare Quart",
+            "req/s at 64 connections",
+            app["requests_per_second"] / bare["requests_per_second"],
+            0.90,
+        ),
+        (
+            "B: authenticated list (SQLite) vs bare Quart /api/status",
+            "req/s at 64 connections",
+            things["requests_per_second"] / bare["requests_per_second"],
+            0.50,
+        ),
+    ]
+    for target, path in (("quart_app", "/api/status"), ("quart_app SQLite", "/api/things")):
+        sweep = by_connections(results, target, path)
+        errors = sweep[1024]["socket_errors"] + sweep[1024]["timeouts"]
+        rows.append(
+            (
+                f"C: {target} {path}, 1024 vs 64 connections ({errors} socket errors)",
+                "req/s retained",
+                sweep[1024]["requests_per_second"] / sweep[64]["requests_per_second"]
+                if errors == 0
+                else 0.0,
+                0.70,
+            )
+        )
+    busy = find(results, "D", "quart_app, 8 sign-ins at a time", "/api/status", 64)
+    rows.append(
+        (
+            "D: /api/status p99 with sign-ins vs without",
+            "p99 ratio (lower is better)",
+            busy["extra"]["p99_ratio"],
+            2.0,
+        )
+    )
+    return [
+        (name, how, ratio, threshold, ratio <= threshold if name.startswith("D") else ratio >= threshold)
+        for name, how, ratio, threshold in rows
+    ]
+
+
+def plot(results: Sequence[Row], path: Path) -> None:
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    series = defaultdict(dict)
+    for row in results:
+        if row["scenario"] in {"A", "B", "C"}:
+            series[f'{row["target"]} {row["path"]}'][row["connections"]] = row["requests_per_second"]
+    for label, points in sorted(series.items()):
+        xs = sorted(points)
+        axes.plot(xs, [points[x] for x in xs], marker="o", label=label)
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(sorted({x for points in series.values() for x in points}))
+    axes.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes.set_xlabel("concurrent connections (wrk)")
+    axes.set_ylabel("requests / second")
+    axes.set_title("Throughput against connections (hypercorn, 2 uvloop workers, 2 cores)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def table(results: Sequence[Row], scenarios: set[str]) -> list[str]:
+    lines = [
+        "| scenario | target | path | connections | req/s | p50 ms | p99 ms | socket errors | timeouts | non-2xx |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results:
+        if row["scenario"] in scenarios:
+            lines.append(
+                f'| {row["scenario"]} | {row["target"]} | `{row["path"]}` | {row["connections"]} '
+                f'| {row["requests_per_second"]:.0f} | {row["p50_ms"]:.2f} | {row["p99_ms"]:.2f} '
+                f'| {row["socket_errors"]} | {row["timeouts"]} | {row["non_2xx"]} |'
+            )
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    results = report["results"]
+    machine = report["machine"]
+    busy = find(results, "D", "quart_app, 8 sign-ins at a time", "/api/status", 64)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`bench/run.py`, then `bench/report.py`); do not edit by hand:",
+        "the analysis at the end comes from `bench/analysis.md`.",
+        "",
+        f"Run of {report['started']}: {machine['cpus']} CPUs, Python {machine['python']},",
+        f"{machine['platform']}. Every run: wrk, {report['seconds_per_run']} s, 2 threads, on the",
+        "same machine as the server (so the servers had the two cores minus wrk's share).",
+        "All servers: hypercorn with the project's `hypercorn.toml` (2 uvloop workers),",
+        "access log off; the Flask original: gunicorn with 2 workers.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured as | ratio | needed | met |",
+        "|---|---|---:|---:|---|",
+    ]
+    for name, how, ratio, threshold, met in targets(results):
+        need = f"<= {threshold:.2f}" if name.startswith("D") else f">= {threshold:.2f}"
+        lines.append(f"| {name} | {how} | {ratio:.2f} | {need} | {'yes' if met else '**no**'} |")
+    lines += [
+        "",
+        "![Throughput against connections](bench_throughput.png)",
+        "",
+        "## A and C: the ceiling, and a concurrency sweep",
+        "",
+        "`GET /api/status` on quart_app, a bare Quart app answering the same JSON",
+        "(`bench/bare_quart.py`) and a raw ASGI app (`bench/raw_asgi.py`).",
+        "",
+        *table(results, {"A"}),
+        "",
+        *table([r for r in results if r["path"] == "/api/status"], {"C"}),
+        "",
+        "## B and C: authenticated list",
+        "",
+        f"`GET /api/things` with a bearer token: session and user lookup, then a page of {20}",
+        "rows out of the user's 50.",
+        "",
+        *table(results, {"B"}),
+        "",
+        *table([r for r in results if r["path"] == "/api/things"], {"C"}),
+        "",
+        "## D: /api/status while sign-ins run",
+        "",
+        "A second wrk signs in (`POST /api/tokens`, argon2id at the production cost) over 8",
+        f"connections throughout; it managed {busy['extra']['sign_ins_per_second']:.1f} sign-ins/s.",
+        "",
+        *table(results, {"D"}),
+        "",
+        "## E: the Flask original under gunicorn against the port",
+        "",
+        *table(results, {"E"}),
+        "",
+    ]
+    if ANALYSIS.exists():
+        lines += [ANALYSIS.read_text().rstrip(), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    report = json.loads((DOCS / "benchmarks.json").read_text())
+    plot(report["results"], DOCS / "bench_throughput.png")
+    (DOCS / "benchmarks.md").write_text(render(report))
+    print(f"wrote {DOCS / 'benchmarks.md'} and {DOCS / 'bench_throughput.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,404 @@
+"""``make bench``: load real servers with wrk, side by side with their references.
+
+Every target runs under hypercorn with the project's hypercorn.toml (port overridden),
+or under gunicorn for the Flask original, on 127.0.0.1 only; wrk runs on the same
+machine. Results print as they come and go to docs/benchmarks.md with a plot of
+throughput against connections. Load is bounded: each wrk run lasts BENCH_SECONDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import text
+
+from quart_app.db import Base, build_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PYTHON = sys.executable
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_ADMIN_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+POSTGRES_DATABASE = "quart_app_bench"
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"
+THINGS_PER_USER = 50
+PAGE = 20
+SWEEP = (64, 256, 1024)
+
+
+@dataclass
+class Result:
+    """One wrk run."""
+
+    scenario: str
+    target: str
+    path: str
+    connections: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    socket_errors: int
+    timeouts: int
+    non_2xx: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (
+            f"{self.scenario:<3} {self.target:<34} {self.path:<15} c={self.connections:<5} "
+            f"{self.requests_per_second:>9.0f} req/s  p50 {self.p50_ms:>7.2f} ms  "
+            f"p99 {self.p99_ms:>8.2f} ms  errors {self.socket_errors}+{self.timeouts}t "
+            f"non-2xx {self.non_2xx}"
+        )
+
+
+# --- wrk ---------------------------------------------------------------------------
+
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _latency_ms(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    return float(match.group(1)) * _UNIT_MS[match.group(2)] if match else float("nan")
+
+
+def run_wrk(
+    url: str,
+    connections: int,
+    seconds: int,
+    headers: Sequence[str] = (),
+    script: Path | None = None,
+) -> dict[str, float]:
+    """Run wrk against *url*; return its numbers."""
+    command = [
+        "wrk",
+        "--latency",
+        f"--threads={min(2, connections)}",
+        f"--connections={connections}",
+        f"--duration={seconds}s",
+        "--timeout=5s",
+    ]
+    for header in headers:
+        command += ["--header", header]
+    if script is not None:
+        command += ["--script", str(script)]
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    connect, read, write, timeout = (int(n) for n in errors.groups()) if errors else (0, 0, 0, 0)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    return {
+        "requests_per_second": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": _latency_ms(output, "50"),
+        "p99_ms": _latency_ms(output, "99"),
+        "requests": int(total.group(1)) if total else 0,
+        "socket_errors": connect + read + write,
+        "timeouts": timeout,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+# --- servers ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback server
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not answer at {url}:\n{log.read_text()}")
+
+
+@contextmanager
+def serve(command: list[str], env: dict[str, str], workdir: Path, probe: str) -> Iterator[str]:
+    """Start a server command with ``{port}`` filled in; yield its base URL."""
+    port = free_port()
+    log = workdir / f"server-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [part.format(port=port) for part in command],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(base + probe, process, log)
+            yield base
+        finally:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=20)
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def hypercorn(app: str) -> list[str]:
+    # Access logging off for every target alike: it would measure the terminal.
+    return [
+        PYTHON, "-m", "hypercorn", "-c", str(ROOT / "hypercorn.toml"),
+        "--bind", "127.0.0.1:{port}", "--access-logfile", "/dev/null", app,
+    ]  # fmt: skip
+
+
+def gunicorn(worker_class: str) -> list[str]:
+    threads = ["--threads", "8"] if worker_class == "gthread" else []
+    return [
+        PYTHON, "-m", "gunicorn", "--workers", "2", "--worker-class", worker_class, *threads,
+        "--bind", "127.0.0.1:{port}", "--backlog", "1024",
+        "tests.parity.seed_flask_app:create_seed_app()",
+    ]  # fmt: skip
+
+
+# --- the app's data ---------------------------------------------------------------
+
+
+async def reset_postgres() -> str:
+    admin = build_engine(POSTGRES_ADMIN_URL)
+    try:
+        async with admin.connect() as connection:
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": POSTGRES_DATABASE},
+            )
+            if not exists:
+                await connection.execute(text(f'CREATE DATABASE "{POSTGRES_DATABASE}"'))
+    finally:
+        await admin.dispose()
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{POSTGRES_DATABASE}"
+    engine = build_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+            await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    finally:
+        await engine.dispose()
+    return url
+
+
+def app_env(database_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        QUART_SECRET_KEY="bench-secret-key-" * 3,
+        QUART_DATABASE_URL=database_url,
+        QUART_AUTH_COOKIE_SECURE="false",
+        # Scenario D signs in as fast as it can; the limits would turn that into 429s.
+        QUART_RATE_LIMIT_ENABLED="false",
+        ADMIN_PASSWORD="bench-admin-password",
+    )
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> None:
+    quart = [PYTHON, "-m", "quart", "--app", "quart_app"]
+    subprocess.run([*quart, "init-db"], env=env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [*quart, "create-user", BENCH_USER, "--password-stdin"],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        input=f"{BENCH_PASSWORD}\n".encode(),
+    )
+
+
+def bench_token_and_things(base: str) -> str:
+    """Sign in as the bench user and give them THINGS_PER_USER things; return the token."""
+    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+        base + "/api/tokens",
+        data=json.dumps({"username": BENCH_USER, "password": BENCH_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:  # noqa: S310
+        token: str = json.load(answer)["token"]
+    for n in range(THINGS_PER_USER):
+        create = urllib.request.Request(  # noqa: S310
+            base + "/api/things",
+            data=json.dumps({"title": f"thing {n}"}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        urllib.request.urlopen(create).close()  # noqa: S310
+    return token
+
+
+# --- scenarios --------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, seconds: int, workdir: Path) -> None:
+        self.seconds = seconds
+        self.workdir = workdir
+        self.results: list[Result] = []
+
+    def record(self, scenario: str, target: str, path: str, connections: int, **numbers: float) -> Result:
+        extra = {k: v for k, v in numbers.items() if k not in Result.__dataclass_fields__}
+        core = {k: v for k, v in numbers.items() if k in Result.__dataclass_fields__}
+        result = Result(scenario, target, path, connections, extra=extra, **core)  # type: ignore[arg-type]
+        self.results.append(result)
+        print(result.line(), flush=True)
+        return result
+
+    def load(
+        self,
+        scenario: str,
+        target: str,
+        base: str,
+        path: str,
+        connections: int,
+        headers: Sequence[str] = (),
+    ) -> Result:
+        numbers = run_wrk(base + path, connections, self.seconds, headers)
+        return self.record(scenario, target, path, connections, **numbers)
+
+    def scenario_a_and_c_ceiling(self, app_base: str) -> None:
+        env = dict(os.environ)
+        with serve(hypercorn("bench.bare_quart:app"), env, self.workdir, "/api/status") as bare:
+            with serve(hypercorn("bench.raw_asgi:app"), env, self.workdir, "/") as raw:
+                for connections in SWEEP:
+                    for target, base in (
+                        ("quart_app", app_base),
+                        ("bare Quart", bare),
+                        ("raw ASGI", raw),
+                    ):
+                        scenario = "A" if connections == SWEEP[0] else "C"
+                        self.load(scenario, target, base, "/api/status", connections)
+
+    def scenario_b_and_c_authenticated(self, label: str, base: str, token: str) -> None:
+        bearer = [f"Authorization: Bearer {token}"]
+        for connections in SWEEP:
+            scenario = "B" if connections == SWEEP[0] else "C"
+            self.load(scenario, f"quart_app {label}", base, "/api/things", connections, bearer)
+
+    def scenario_d_logins(self, base: str) -> None:
+        quiet = self.load("D", "quart_app, no sign-ins", base, "/api/status", 64)
+        login = subprocess.Popen(
+            [
+                "wrk", "--threads=1", "--connections=8", f"--duration={self.seconds + 2}s",
+                "--timeout=10s", "--script", str(ROOT / "bench" / "login.lua"),
+                base + "/api/tokens",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        time.sleep(1)  # the sign-in load is running before the measured one starts
+        busy = run_wrk(base + "/api/status", 64, self.seconds)
+        login_output, _ = login.communicate(timeout=self.seconds + 60)
+        logins = re.search(r"Requests/sec:\s+([\d.]+)", login_output)
+        self.record(
+            "D",
+            "quart_app, 8 sign-ins at a time",
+            "/api/status",
+            64,
+            sign_ins_per_second=float(logins.group(1)) if logins else 0.0,
+            p99_ratio=busy["p99_ms"] / quiet.p99_ms,
+            **busy,
+        )
+
+    def scenario_e_flask(self, app_base: str) -> None:
+        for path in ("/api/status", "/do_thing"):
+            self.load("E", "quart_app (hypercorn, 2 uvloop)", app_base, path, 64)
+        for worker_class in ("sync", "gthread"):
+            with serve(gunicorn(worker_class), dict(os.environ), self.workdir, "/api/status") as base:
+                for path in ("/api/status", "/do_thing"):
+                    label = f"Flask seed (gunicorn 2 {worker_class})"
+                    self.load("E", label, base, path, 64)
+
+
+def raise_open_file_limit() -> None:
+    """1024 connections need more than the usual 1024 descriptors, in wrk and the server."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    else:
+        sys.exit("wrk is missing: sudo apt-get install wrk")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
+    parser.add_argument("--output", type=Path, default=DOCS / "benchmarks.json")
+    args = parser.parse_args(argv)
+    ensure_wrk()
+    raise_open_file_limit()
+    started = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        bench = Bench(args.seconds, workdir)
+        sqlite_env = app_env(f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}")
+        prepare_database(sqlite_env)
+        with serve(hypercorn("quart_app.asgi:app"), sqlite_env, workdir, "/healthz") as app:
+            token = bench_token_and_things(app)
+            bench.scenario_a_and_c_ceiling(app)
+            bench.scenario_b_and_c_authenticated("SQLite", app, token)
+            bench.scenario_d_logins(app)
+            bench.scenario_e_flask(app)
+        postgres_env = app_env(asyncio.run(reset_postgres()))
+        prepare_database(postgres_env)
+        with serve(hypercorn("quart_app.asgi:app"), postgres_env, workdir, "/healthz") as app:
+            token = bench_token_and_things(app)
+            bench.scenario_b_and_c_authenticated("PostgreSQL", app, token)
+    report = {
+        "started": started.isoformat(timespec="seconds"),
+        "seconds_per_run": args.seconds,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "results": [asdict(result) for result in bench.results],
+    }
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
