@@ -11,7 +11,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -82,17 +82,24 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, float, bool]]
         )
     )
     return [
-        (name, how, ratio, threshold, ratio <= threshold if name.startswith("D") else ratio >= threshold)
+        (
+            name,
+            how,
+            ratio,
+            threshold,
+            ratio <= threshold if name.startswith("D") else ratio >= threshold,
+        )
         for name, how, ratio, threshold in rows
     ]
 
 
 def plot(results: Sequence[Row], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    series = defaultdict(dict)
+    series: defaultdict[str, dict[int, float]] = defaultdict(dict)
     for row in results:
         if row["scenario"] in {"A", "B", "C"}:
-            series[f'{row["target"]} {row["path"]}'][row["connections"]] = row["requests_per_second"]
+            label = f"{row['target']} {row['path']}"
+            series[label][row["connections"]] = row["requests_per_second"]
     for label, points in sorted(series.items()):
         xs = sorted(points)
         axes.plot(xs, [points[x] for x in xs], marker="o", label=label)
@@ -111,15 +118,16 @@ def plot(results: Sequence[Row], path: Path) -> None:
 
 def table(results: Sequence[Row], scenarios: set[str]) -> list[str]:
     lines = [
-        "| scenario | target | path | connections | req/s | p50 ms | p99 ms | socket errors | timeouts | non-2xx |",
+        "| scenario | target | path | connections | req/s | p50 ms | p99 ms "
+        "| socket errors | timeouts | non-2xx |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results:
         if row["scenario"] in scenarios:
             lines.append(
-                f'| {row["scenario"]} | {row["target"]} | `{row["path"]}` | {row["connections"]} '
-                f'| {row["requests_per_second"]:.0f} | {row["p50_ms"]:.2f} | {row["p99_ms"]:.2f} '
-                f'| {row["socket_errors"]} | {row["timeouts"]} | {row["non_2xx"]} |'
+                f"| {row['scenario']} | {row['target']} | `{row['path']}` | {row['connections']} "
+                f"| {row['requests_per_second']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
+                f"| {row['socket_errors']} | {row['timeouts']} | {row['non_2xx']} |"
             )
     return lines
 
@@ -173,7 +181,8 @@ def render(report: dict[str, Any]) -> str:
         "## D: /api/status while sign-ins run",
         "",
         "A second wrk signs in (`POST /api/tokens`, argon2id at the production cost) over 8",
-        f"connections throughout; it managed {busy['extra']['sign_ins_per_second']:.1f} sign-ins/s.",
+        "connections throughout; it managed "
+        f"{busy['extra']['sign_ins_per_second']:.1f} sign-ins/s.",
         "",
         *table(results, {"D"}),
         "",

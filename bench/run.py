@@ -140,7 +140,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback server
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.1)
@@ -247,20 +247,20 @@ def prepare_database(env: dict[str, str]) -> None:
 
 def bench_token_and_things(base: str) -> str:
     """Sign in as the bench user and give them THINGS_PER_USER things; return the token."""
-    request = urllib.request.Request(  # noqa: S310 - our own loopback server
+    request = urllib.request.Request(
         base + "/api/tokens",
         data=json.dumps({"username": BENCH_USER, "password": BENCH_PASSWORD}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request) as answer:  # noqa: S310
+    with urllib.request.urlopen(request) as answer:
         token: str = json.load(answer)["token"]
     for n in range(THINGS_PER_USER):
-        create = urllib.request.Request(  # noqa: S310
+        create = urllib.request.Request(
             base + "/api/things",
             data=json.dumps({"title": f"thing {n}"}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
         )
-        urllib.request.urlopen(create).close()  # noqa: S310
+        urllib.request.urlopen(create).close()
     return token
 
 
@@ -273,7 +273,9 @@ class Bench:
         self.workdir = workdir
         self.results: list[Result] = []
 
-    def record(self, scenario: str, target: str, path: str, connections: int, **numbers: float) -> Result:
+    def record(
+        self, scenario: str, target: str, path: str, connections: int, **numbers: float
+    ) -> Result:
         extra = {k: v for k, v in numbers.items() if k not in Result.__dataclass_fields__}
         core = {k: v for k, v in numbers.items() if k in Result.__dataclass_fields__}
         result = Result(scenario, target, path, connections, extra=extra, **core)  # type: ignore[arg-type]
@@ -295,16 +297,18 @@ class Bench:
 
     def scenario_a_and_c_ceiling(self, app_base: str) -> None:
         env = dict(os.environ)
-        with serve(hypercorn("bench.bare_quart:app"), env, self.workdir, "/api/status") as bare:
-            with serve(hypercorn("bench.raw_asgi:app"), env, self.workdir, "/") as raw:
-                for connections in SWEEP:
-                    for target, base in (
-                        ("quart_app", app_base),
-                        ("bare Quart", bare),
-                        ("raw ASGI", raw),
-                    ):
-                        scenario = "A" if connections == SWEEP[0] else "C"
-                        self.load(scenario, target, base, "/api/status", connections)
+        with (
+            serve(hypercorn("bench.bare_quart:app"), env, self.workdir, "/api/status") as bare,
+            serve(hypercorn("bench.raw_asgi:app"), env, self.workdir, "/") as raw,
+        ):
+            for connections in SWEEP:
+                for target, base in (
+                    ("quart_app", app_base),
+                    ("bare Quart", bare),
+                    ("raw ASGI", raw),
+                ):
+                    scenario = "A" if connections == SWEEP[0] else "C"
+                    self.load(scenario, target, base, "/api/status", connections)
 
     def scenario_b_and_c_authenticated(self, label: str, base: str, token: str) -> None:
         bearer = [f"Authorization: Bearer {token}"]
@@ -341,7 +345,9 @@ class Bench:
         for path in ("/api/status", "/do_thing"):
             self.load("E", "quart_app (hypercorn, 2 uvloop)", app_base, path, 64)
         for worker_class in ("sync", "gthread"):
-            with serve(gunicorn(worker_class), dict(os.environ), self.workdir, "/api/status") as base:
+            with serve(
+                gunicorn(worker_class), dict(os.environ), self.workdir, "/api/status"
+            ) as base:
                 for path in ("/api/status", "/do_thing"):
                     label = f"Flask seed (gunicorn 2 {worker_class})"
                     self.load("E", label, base, path, 64)

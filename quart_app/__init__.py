@@ -17,8 +17,7 @@ from . import (
     health,
     i18n,
     main,
-    request_id,
-    security_headers,
+    response_headers,
     seed,
     shutdown,
 )
@@ -68,8 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     errors.init_app(app)
     i18n.init_app(app)
     csrf.init_app(app)
-    security_headers.init_app(app)
-    request_id.init_app(app)
+    response_headers.init_app(app)
     shutdown.init_app(app)
     cli.init_app(app)
 

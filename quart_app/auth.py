@@ -139,8 +139,13 @@ class AppAuth(QuartAuth):
         return SessionUser(self.load_cookie(), kind=SessionKind.COOKIE)
 
     async def _load_current_user(self) -> None:
-        if request.endpoint != "static":
-            await current_user.load()
+        # Without credentials there is nothing to look up; quart-auth still resolves an
+        # anonymous current_user on demand.
+        if request.endpoint == "static" or not (
+            "Authorization" in request.headers or self.cookie_name in request.cookies
+        ):
+            return
+        await current_user.load()
 
 
 auth = AppAuth()

@@ -31,11 +31,14 @@ def load_catalog(locale: str) -> Translations:
 
 
 def current_locale() -> str:
-    """The locale of this request (``en`` outside requests)."""
-    if has_request_context() and "locale" in g:
-        locale: str = g.locale
-        return locale
-    return DEFAULT_LOCALE
+    """The locale of this request, chosen from ``Accept-Language`` on first use."""
+    if not has_request_context():
+        return DEFAULT_LOCALE
+    if "locale" not in g:
+        # Chosen lazily: JSON answers never need it, and most requests are JSON.
+        g.locale = request.accept_languages.best_match(SUPPORTED_LOCALES, default=DEFAULT_LOCALE)
+    locale: str = g.locale
+    return locale
 
 
 def _translations() -> NullTranslations:
@@ -57,26 +60,20 @@ def ngettext(singular: str, plural: str, count: int) -> str:
     return _translations().ngettext(singular, plural, count)
 
 
-async def _select_locale() -> None:
-    g.locale = request.accept_languages.best_match(SUPPORTED_LOCALES, default=DEFAULT_LOCALE)
-
-
-async def _mark_language(response: Response) -> Response:
+def mark_language(response: Response) -> None:
+    """Say which language an HTML *response* is in, and that it depends on Accept-Language."""
     if response.mimetype == "text/html":
         response.headers["Content-Language"] = current_locale()
         response.vary.add("Accept-Language")
-    return response
 
 
 def init_app(app: Quart) -> None:
-    """Load the catalogs, pick a locale per request, and give templates ``_()``."""
+    """Load the catalogs and give templates ``_()``."""
     catalogs: dict[str, NullTranslations] = {DEFAULT_LOCALE: NullTranslations()}
     for locale in SUPPORTED_LOCALES:
         if locale != DEFAULT_LOCALE:
             catalogs[locale] = load_catalog(locale)
     app.extensions[_EXTENSION_KEY] = catalogs
-    app.before_request(_select_locale)
-    app.after_request(_mark_language)
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=_, ngettext=ngettext, newstyle=True

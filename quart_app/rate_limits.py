@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-from quart import Quart, current_app, request
-from quart_rate_limiter import RateLimit, RateLimiter
+from quart import Quart, Response, current_app, request
+from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter
 from quart_rate_limiter.redis_store import RedisStore
 from quart_rate_limiter.store import RateLimiterStoreABC
 
@@ -78,11 +78,32 @@ class AppRateLimiter(RateLimiter):
         pass
 
     def init_app(self, app: Quart, enabled: bool = True) -> None:
-        """Pick *app*'s store from its config and hook the limiter into its requests."""
+        """Pick *app*'s store from its config and hook the limiter into its requests.
+
+        The same hooks as ``RateLimiter.init_app``, but returning at once on routes
+        without limits: every request passes through them, few are sign-ins.
+        """
         url = app.config["RATE_LIMIT_STORAGE_URL"]
         app.extensions[_EXTENSION_KEY] = ExpiringRedisStore(url) if url else ExpiringMemoryStore()
         app.config["QUART_RATE_LIMITER_ENABLED"] = app.config["RATE_LIMIT_ENABLED"]
-        super().init_app(app)
+        app.before_request(self._before_limited_request)
+        app.after_request(self._after_limited_request)
+        app.before_serving(self._before_serving)
+        app.after_serving(self._after_serving)
+
+    async def _before_limited_request(self) -> None:
+        if _route_is_limited():
+            await self._before_request()
+
+    async def _after_limited_request(self, response: Response) -> Response:
+        if _route_is_limited():
+            return await self._after_request(response)
+        return response
+
+
+def _route_is_limited() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return hasattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE)
 
 
 async def client_address() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Quart, Response
+from quart import Response
 
 # Scripts and styles only from this origin: no inline script, so injected markup
 # cannot run code. frame-ancestors forbids framing (clickjacking).
@@ -21,16 +21,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-async def add_security_headers(response: Response) -> Response:
-    """Set the headers on every response; the page-only ones on HTML."""
+def harden(response: Response) -> None:
+    """Set the headers every response needs, and the page-only ones on HTML."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
-
-
-def init_app(app: Quart) -> None:
-    """Add the headers to every response of *app*."""
-    app.after_request(add_security_headers)

@@ -1,0 +1,82 @@
+"""Profile one route in-process (no server, no network) with cProfile.
+
+.venv/bin/python -m bench.profile /api/status
+.venv/bin/python -m bench.profile /api/things --token
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import os
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+from quart import Quart
+
+from quart_app import create_app
+from quart_app.accounts import create_user
+from quart_app.auth import issue_token
+from quart_app.migrate import upgrade_database
+from quart_app.models import Thing
+
+
+async def prepared_app(database_url: str) -> tuple[Quart, str]:
+    os.environ.setdefault("QUART_SECRET_KEY", "profile-secret-key-" * 3)
+    app = create_app({"DATABASE_URL": database_url, "RATE_LIMIT_ENABLED": False})
+    async with app.app_context():
+        from quart_app.db import db
+
+        await upgrade_database()
+        user = await create_user("profile", "profile-password")
+        db.session.add_all(Thing(owner_id=user.id, title=f"thing {n}") for n in range(50))
+        await db.session.commit()
+        token, _ = await issue_token(user)
+    return app, token
+
+
+async def hammer(app: Quart, path: str, headers: dict[str, str], count: int) -> float:
+    client = app.test_client()
+    started = time.perf_counter()
+    for _ in range(count):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 200, response.status_code
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("path")
+    parser.add_argument("--token", action="store_true", help="send the bearer token")
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite+aiosqlite:///{Path(scratch) / 'profile.sqlite3'}"
+        loop = asyncio.new_event_loop()
+        app, token = loop.run_until_complete(prepared_app(url))
+        headers = {"Authorization": f"Bearer {token}"} if args.token else {}
+
+        async def run() -> float:
+            async with app.test_app():
+                await hammer(app, args.path, headers, 200)  # warm up
+                profiler.enable()
+                seconds = await hammer(app, args.path, headers, args.count)
+                profiler.disable()
+                return seconds
+
+        profiler = cProfile.Profile()
+        seconds = loop.run_until_complete(run())
+        loop.close()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
+    print(f"{args.count} requests to {args.path}: {args.count / seconds:.0f} req/s in-process")
+    print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The headers every response gets, set by one after-request hook.
+
+One hook rather than one per concern: each hook costs every request a coroutine
+check and an await, and these three always run together.
+"""
+
+from __future__ import annotations
+
+from quart import Quart, Response
+
+from .i18n import mark_language
+from .request_id import stamp
+from .security_headers import harden
+
+
+async def finish_response(response: Response) -> Response:
+    """Request id, hardening headers and, on HTML, the language."""
+    stamp(response)
+    harden(response)
+    mark_language(response)
+    return response
+
+
+def init_app(app: Quart) -> None:
+    """Finish every response of *app*."""
+    app.after_request(finish_response)
