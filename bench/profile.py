@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--token", action="store_true", help="send the bearer token")
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--sort", default="cumulative", help="pstats sort key, e.g. tottime")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         url = f"sqlite+aiosqlite:///{Path(scratch) / 'profile.sqlite3'}"
@@ -73,7 +74,7 @@ def main() -> None:
         seconds = loop.run_until_complete(run())
         loop.close()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.top)
+    pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
     print(f"{args.count} requests to {args.path}: {args.count / seconds:.0f} req/s in-process")
     print(out.getvalue())
 

@@ -102,7 +102,7 @@ def _field_errors(error: Exception) -> dict[str, str]:
 
 async def handle_validation_error(error: RequestSchemaValidationError) -> ResponseReturnValue:
     """422 naming every invalid field: the JSON parsed, but its content is wrong."""
-    body = {"error": "Invalid input", "fields": _field_errors(error.validation_error)}
+    body = jsonify(error="Invalid input", fields=_field_errors(error.validation_error))
     return body, 422
 
 
@@ -119,7 +119,7 @@ async def handle_database_error(
         raise error  # on to the 500 handler, and the log
     current_app.logger.warning("database unavailable: %s", error)
     if is_api_request():
-        return {"error": "Database unavailable"}, 503, {"Retry-After": "1"}
+        return jsonify(error="Database unavailable"), 503, {"Retry-After": "1"}
     response = ServiceUnavailable().get_response()
     response.headers["Retry-After"] = "1"
     return response
@@ -128,7 +128,7 @@ async def handle_database_error(
 async def handle_internal_error(error: InternalServerError) -> ResponseReturnValue:
     """500 with a fixed message: the traceback goes to the log, never to the client."""
     if is_api_request():
-        return {"error": "Internal server error"}, 500
+        return jsonify(error="Internal server error"), 500
     return InternalServerError().get_response()
 
 

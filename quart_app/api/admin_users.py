@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort, jsonify, make_response, url_for
-from quart.typing import ResponseReturnValue, ResponseTypes
+from quart.typing import ResponseTypes
 from quart_schema import document_response, validate_querystring, validate_request
 from sqlalchemy import func, select
 
@@ -34,8 +34,8 @@ async def _user_or_404(user_id: int) -> User:
     return user
 
 
-def _user_json(user: User) -> dict[str, object]:
-    return UserOut.model_validate(user).model_dump(mode="json")
+def _user_json(user: User) -> Response:
+    return jsonify(UserOut.model_validate(user).model_dump(mode="json"))
 
 
 @bp.get("")
@@ -44,7 +44,7 @@ def _user_json(user: User) -> dict[str, object]:
 @document_response(UserPage)
 @admin_required
 @validate_querystring(PageQuery)
-async def list_users(query_args: PageQuery) -> ResponseReturnValue:
+async def list_users(query_args: PageQuery) -> UserPage:
     """One page of users, oldest first."""
     total = (await db.session.execute(select(func.count(User.id)))).scalar_one()
     rows = await db.session.execute(
@@ -55,7 +55,7 @@ async def list_users(query_args: PageQuery) -> ResponseReturnValue:
         total=total,
         limit=query_args.limit,
         offset=query_args.offset,
-    ).model_dump(mode="json")
+    )
 
 
 @bp.post("")
@@ -70,7 +70,7 @@ async def create(data: UserCreate) -> ResponseTypes:
         user = await create_user(data.username, data.password, UserType(data.user_type))
     except UsernameTakenError:
         abort(409, "That username is taken")
-    response = await make_response(jsonify(_user_json(user)), 201)
+    response = await make_response(_user_json(user), 201)
     response.headers["Location"] = url_for("api.admin_users.get", user_id=user.id)
     return response
 
@@ -80,7 +80,7 @@ async def create(data: UserCreate) -> ResponseTypes:
 @errors(401, 403, 404)
 @document_response(UserOut)
 @admin_required
-async def get(user_id: int) -> ResponseReturnValue:
+async def get(user_id: int) -> Response:
     """One user."""
     return _user_json(await _user_or_404(user_id))
 
@@ -91,7 +91,7 @@ async def get(user_id: int) -> ResponseReturnValue:
 @document_response(UserOut)
 @admin_required
 @validate_request(UserUpdate)
-async def update(user_id: int, data: UserUpdate) -> ResponseReturnValue:
+async def update(user_id: int, data: UserUpdate) -> Response:
     """Promote, demote, (de)activate a user or reset their password."""
     user = await _user_or_404(user_id)
     try:
