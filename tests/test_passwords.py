@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 
 import pytest
@@ -88,3 +90,23 @@ async def test_a_hash_made_with_old_costs_is_upgraded_at_login(
 async def test_the_api_never_shows_a_hash(admin_client: Client, user: Account) -> None:
     text = await (await admin_client.get("/api/admin/users")).get_data(as_text=True)
     assert "argon2" not in text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux-only")
+async def test_hashing_runs_at_the_lowest_priority(
+    client: Client, user: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A call-through spy records the scheduling priority of the thread doing the hash.
+    priorities: list[int] = []
+    real_verify = PasswordHasher.verify
+
+    def recording_verify(self: PasswordHasher, hash: str, password: str | bytes) -> bool:
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_verify(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", recording_verify)
+    response = await client.post(
+        "/api/login", json={"username": user.username, "password": user.password}
+    )
+    assert response.status_code == 200
+    assert priorities == [19]
