@@ -12,8 +12,9 @@ DEFAULTS: dict[str, Any] = {
     # Filled in by create_app with a file under instance/ when left unset.
     "DATABASE_URL": None,
     "DATABASE_ECHO": False,
-    # Per worker process (PostgreSQL): keep instances x workers x (size + overflow)
-    # below the server's max_connections (100 by default).
+    # Per worker process. PostgreSQL: keep instances x workers x (size + overflow)
+    # below the server's max_connections (100 by default). SQLite: each connection is
+    # a thread; sizes from 2 to 15 measured the same (docs/benchmarks.md).
     "DATABASE_POOL_SIZE": 5,
     "DATABASE_MAX_OVERFLOW": 10,
     # Seconds a request waits for a pooled connection before answering 503.

@@ -86,9 +86,10 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def build_engine(url: str, *, echo: bool = False, **pool: int) -> AsyncEngine:
-    """Create an async engine for *url*; *pool* sizes the pool of a server database."""
+    """Create an async engine for *url*; *pool* sizes its connection pool."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=echo)
+        # An in-memory database lives in one connection, which is not a sized pool.
+        engine = create_async_engine(url, echo=echo, **({} if ":memory:" in url else pool))
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
         return engine
     # pre_ping: a connection the server dropped (restart, failover) is replaced, not used.
