@@ -61,6 +61,7 @@ class SessionUser(AuthUser):
         self._loaded = True
         if self.auth_id is None:
             return
+        await db.admit()
         statement = (
             select(User)
             .join(AuthSession, AuthSession.user_id == User.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -73,6 +74,8 @@ ModelT = TypeVar("ModelT", bound=Base)
 class _DatabaseState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # One place per pooled connection, handed out first come, first served.
+    gate: asyncio.Semaphore
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -108,9 +111,11 @@ class Database:
             max_overflow=app.config["DATABASE_MAX_OVERFLOW"],
             pool_timeout=app.config["DATABASE_POOL_TIMEOUT"],
         )
+        places = app.config["DATABASE_POOL_SIZE"] + app.config["DATABASE_MAX_OVERFLOW"]
         app.extensions[_EXTENSION_KEY] = _DatabaseState(
             engine=engine,
             sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+            gate=asyncio.Semaphore(places),
         )
         app.teardown_appcontext(self._close_session)
         app.after_serving(self._dispose_engine)
@@ -124,6 +129,18 @@ class Database:
     def engine(self) -> AsyncEngine:
         """The current app's engine."""
         return self._state().engine
+
+    async def admit(self) -> None:
+        """Wait, first come first served, for one of this worker's pooled connections.
+
+        SQLAlchemy's async pool lets a newcomer take a connection that was just returned
+        ahead of requests already waiting, so under a flood some requests wait for
+        seconds. Taking a place here first keeps the order fair. The place is held
+        until the request's session closes.
+        """
+        if "db_admitted" not in g:
+            await self._state().gate.acquire()
+            g.db_admitted = True
 
     async def get(self, model: type[ModelT], row_id: int) -> ModelT | None:
         """The *model* row with primary key *row_id*, or ``None``.
@@ -142,11 +159,14 @@ class Database:
         session: AsyncSession = g.db_session
         return session
 
-    @staticmethod
-    async def _close_session(_exc: BaseException | None) -> None:
+    async def _close_session(self, _exc: BaseException | None) -> None:
         session: AsyncSession | None = g.pop("db_session", None)
-        if session is not None:
-            await session.close()
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            if g.pop("db_admitted", False):
+                self._state().gate.release()
 
     async def _dispose_engine(self) -> None:
         await self.engine.dispose()
