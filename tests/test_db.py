@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from quart_app.models import UserType
 from tests.conftest import Account, add_user, bearer_headers, make_app, reset_schema
@@ -16,14 +17,15 @@ async def test_places_are_given_back_after_every_request(database_url: str) -> N
         client = app.test_client()
         token = await bearer_headers(client, Account(0, "alice", "alice-password"))
         # With one place, a place kept after any of these would hang the next request.
+        requests: list[tuple[str, str, dict[str, Any]]] = [
+            ("GET", "/api/things/424242", {}),
+            ("POST", "/api/things", {"json": {"title": ""}}),
+            ("GET", "/api/no/such/route", {}),
+            ("GET", "/api/things", {}),
+        ]
         answers = [
             await asyncio.wait_for(client.open(path, method=method, headers=token, **body), 10)
-            for method, path, body in [
-                ("GET", "/api/things/424242", {}),
-                ("POST", "/api/things", {"json": {"title": ""}}),
-                ("GET", "/api/no/such/route", {}),
-                ("GET", "/api/things", {}),
-            ]
+            for method, path, body in requests
         ]
         assert [answer.status_code for answer in answers] == [404, 422, 404, 200]
 
