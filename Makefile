@@ -15,11 +15,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The bench extra too: mypy checks bench/ as part of make test.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $@
-
-$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
 
@@ -47,7 +44,7 @@ test: lint
 	$(BIN)/pytest
 
 # Loads real servers on 127.0.0.1 with wrk (several minutes); writes docs/benchmarks.md.
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.report
 
