@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .auth import revoke_user_sessions
 from .db import db
-from .models import User, UserType
+from .models import USERNAME_PATTERN, User, UserType
 from .passwords import passwords
+
+_USERNAME = re.compile(USERNAME_PATTERN)
 
 
 class UsernameTakenError(Exception):
     """Another user already has this name (compared case-insensitively)."""
+
+
+class InvalidUsernameError(ValueError):
+    """The name breaks the username rule (``models.USERNAME_PATTERN``)."""
 
 
 class LastAdminError(Exception):
@@ -25,7 +33,13 @@ def username_key(username: str) -> str:
 
 
 async def find_user(username: str) -> User | None:
-    """The user called *username*, in any letter case."""
+    """The user called *username*, in any letter case.
+
+    A name that breaks the username rule cannot exist, so it is not looked up: that
+    also keeps text no database can take (NUL, say) away from the query.
+    """
+    if not _USERNAME.fullmatch(username.strip()):
+        return None
     result = await db.session.execute(
         select(User).where(User.username_key == username_key(username))
     )
@@ -38,7 +52,9 @@ async def get_user(user_id: int) -> User | None:
 
 
 async def create_user(username: str, password: str, user_type: UserType = UserType.USER) -> User:
-    """Store a new user; raise ``UsernameTakenError`` when the name is in use."""
+    """Store a new user; raise ``InvalidUsernameError`` or ``UsernameTakenError``."""
+    if not _USERNAME.fullmatch(username.strip()):
+        raise InvalidUsernameError(username)
     user = User(
         username=username.strip(),
         username_key=username_key(username),

@@ -15,6 +15,7 @@ from quart.cli import ScriptInfo
 from sqlalchemy import select
 
 from .accounts import (
+    InvalidUsernameError,
     LastAdminError,
     UsernameTakenError,
     count_active_admins,
@@ -97,6 +98,10 @@ def create_user_command(name: str, admin: bool, password_stdin: bool) -> None:
         user_type = UserType.ADMIN if admin else UserType.USER
         try:
             user = await create_user(name, password, user_type)
+        except InvalidUsernameError as error:
+            raise click.ClickException(
+                "A username is 3 to 32 letters, digits, '_', '.' or '-'."
+            ) from error
         except UsernameTakenError as error:
             raise click.ClickException(f"The username {name!r} is taken.") from error
         click.echo(f"Created {user.user_type} {user.username!r} (id {user.id}).")

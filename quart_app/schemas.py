@@ -8,11 +8,13 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from .models import USERNAME_PATTERN
+
 # Text stored or looked up in the database: no control characters (PostgreSQL cannot
 # store NUL, and none belongs in a name or a title).
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 
-Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,32}$")]
+Username = Annotated[str, StringConstraints(pattern=rf"^{USERNAME_PATTERN}$")]
 # Login accepts any name up to the column width, so a bad name is a 401, not a 422 hint.
 LoginName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)

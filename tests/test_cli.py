@@ -101,6 +101,7 @@ def test_create_admin_from_the_prompt(ready_app: Quart) -> None:
     [
         (["create-user", "ADMIN", "--password-stdin"], "long-enough\n", "is taken"),
         (["create-user", "dave", "--password-stdin"], "short\n", "8 to 256 characters"),
+        (["create-user", "bad name", "--password-stdin"], "long-enough\n", "3 to 32 letters"),
         (["set-user-type", "nobody", "admin"], None, "No user called 'nobody'"),
         (["set-user-type", "admin", "user"], None, "no active admin"),
         (["deactivate-user", "admin"], None, "no active admin"),

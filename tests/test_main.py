@@ -24,7 +24,13 @@ async def test_login_form_has_username_and_password_fields(client: Client) -> No
 
 
 @pytest.mark.parametrize(
-    ("username", "password"), [("alice", "wrong-password"), ("nobody", "wrong-password")]
+    ("username", "password"),
+    [
+        ("alice", "wrong-password"),
+        ("nobody", "wrong-password"),
+        ("nul\x00inside", "wrong-password"),  # PostgreSQL cannot even take this text
+        ("x" * 64, "wrong-password"),
+    ],
 )
 async def test_failed_login_rerenders_the_form_without_saying_why(
     client: Client, user: Account, username: str, password: str
