@@ -17,26 +17,42 @@ import time
 from pathlib import Path
 
 from quart import Quart
+from sqlalchemy import bindparam, insert
 
 from quart_app import create_app
-from quart_app.accounts import create_user
+from quart_app.accounts import authenticate, create_user
 from quart_app.auth import issue_token
+from quart_app.db import Query, db, utcnow
 from quart_app.migrate import upgrade_database
 from quart_app.models import Thing
+
+_ADD_THING = Query(
+    insert(Thing).values(
+        owner_id=bindparam("owner_id"),
+        title=bindparam("title"),
+        done=False,
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+)
 
 
 async def prepared_app(database_url: str) -> tuple[Quart, str]:
     os.environ.setdefault("QUART_SECRET_KEY", "profile-secret-key-" * 3)
     app = create_app({"DATABASE_URL": database_url, "RATE_LIMIT_ENABLED": False})
     async with app.app_context():
-        from quart_app.db import db
-
         await upgrade_database()
-        user = await create_user("profile", "profile-password")
-        db.session.add_all(Thing(owner_id=user.id, title=f"thing {n}") for n in range(50))
-        await db.session.commit()
-        token, _ = await issue_token(user)
-    return app, token
+        await create_user("profile", "profile-password")
+        verified = await authenticate("profile", "profile-password")
+        assert verified is not None
+        issued = await issue_token(verified)
+        assert issued is not None
+        for n in range(50):
+            await db.execute(
+                _ADD_THING, owner_id=verified.account.id, title=f"thing {n}", now=utcnow()
+            )
+        await db.close()
+    return app, issued[0]
 
 
 async def hammer(app: Quart, path: str, headers: dict[str, str], count: int) -> float:

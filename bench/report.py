@@ -40,13 +40,20 @@ def by_connections(results: Sequence[Row], target: str, path: str) -> dict[int, 
     }
 
 
+def flask_list_targets(backend: str) -> tuple[str, str, str]:
+    """Scenario F's targets on *backend*: quart_app, Flask sync, Flask gthread."""
+    return (
+        f"quart_app {backend} (hypercorn, 2 uvloop)",
+        f"Flask list {backend} (gunicorn 2 sync)",
+        f"Flask list {backend} (gunicorn 2 gthread)",
+    )
+
+
 def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
-    """(target, how measured, ratio, what is needed, met) for each of the issue's targets."""
+    """(target, how measured, ratio, what is needed, met) for each of the contract's targets."""
     app = find(results, "A", "quart_app", "/api/status", 64)
     bare = find(results, "A", "bare Quart", "/api/status", 64)
-    things = find(results, "B", "quart_app SQLite", "/api/things", 64)
     a_ratio = app["requests_per_second"] / bare["requests_per_second"]
-    b_ratio = things["requests_per_second"] / bare["requests_per_second"]
     rows = [
         (
             "A: /api/status vs bare Quart",
@@ -55,14 +62,34 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
             ">= 0.90",
             a_ratio >= 0.90,
         ),
-        (
-            "B: authenticated list (SQLite) vs bare Quart /api/status",
-            "req/s at 64 connections",
-            b_ratio,
-            ">= 0.50",
-            b_ratio >= 0.50,
-        ),
     ]
+    for backend, need in (("SQLite", 0.45), ("PostgreSQL", 0.28)):
+        things = find(results, "B", f"quart_app {backend}", "/api/things", 64)
+        b_ratio = things["requests_per_second"] / bare["requests_per_second"]
+        rows.append(
+            (
+                f"B: authenticated list ({backend}) vs bare Quart /api/status",
+                "req/s at 64 connections",
+                b_ratio,
+                f">= {need:.2f}",
+                b_ratio >= need,
+            )
+        )
+    for backend in ("SQLite", "PostgreSQL"):
+        quart, sync, gthread = (
+            find(results, "F", target, "/api/things", 64) for target in flask_list_targets(backend)
+        )
+        flask = max(sync["requests_per_second"], gthread["requests_per_second"])
+        f_ratio = quart["requests_per_second"] / flask
+        rows.append(
+            (
+                f"F: authenticated list ({backend}) vs the same list written the Flask way",
+                "median req/s at 64 connections, against the faster of gunicorn sync and gthread",
+                f_ratio,
+                ">= 1.00",
+                f_ratio >= 1.0,
+            )
+        )
     for target, path in (
         ("quart_app", "/api/status"),
         ("quart_app SQLite", "/api/things"),
@@ -72,14 +99,18 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
         at_1024 = sweep[1024]
         ratio = at_1024["requests_per_second"] / sweep[64]["requests_per_second"]
         errors, timeouts = at_1024["socket_errors"], at_1024["timeouts"]
+        refused, p99 = at_1024["non_2xx"], at_1024["p99_ms"]
         rows.append(
             (
                 f"C: {target} {path}, 1024 vs 64 connections "
-                f"({errors} socket errors, {timeouts} timeouts)",
-                "req/s retained; no error or timeout",
+                f"({errors} socket errors, {timeouts} timeouts, {refused} non-2xx, "
+                f"p99 {p99:.0f} ms)",
+                "req/s retained; no error, timeout or non-2xx; p99 within 2 s",
                 ratio,
                 ">= 0.70, 0 errors",
-                ratio >= 0.70 and errors == 0 and timeouts == 0,
+                # CONTRACT section 9: no socket error and no request over 2 s; a 503
+                # is a request the flood turned away, so it counts against the target.
+                ratio >= 0.70 and errors == timeouts == refused == 0 and p99 <= 2000,
             )
         )
     busy = find(results, "D", "quart_app, 8 sign-ins at a time", "/api/status", 64)
@@ -135,6 +166,15 @@ def table(results: Sequence[Row], scenarios: set[str]) -> list[str]:
     return lines
 
 
+def runs_table(results: Sequence[Row], scenario: str) -> list[str]:
+    lines = ["| target | req/s of each run |", "|---|---|"]
+    for row in results:
+        if row["scenario"] == scenario:
+            runs = ", ".join(f"{run['requests_per_second']:.0f}" for run in row["runs"])
+            lines.append(f"| {row['target']} | {runs} |")
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     results = report["results"]
     machine = report["machine"]
@@ -149,7 +189,8 @@ def render(report: dict[str, Any]) -> str:
         f"{machine['platform']}. Every run: wrk, {report['seconds_per_run']} s, 2 threads, on the",
         "same machine as the server (so the servers had the two cores minus wrk's share).",
         "All servers: hypercorn with the project's `hypercorn.toml` (2 uvloop workers),",
-        "access log off; the Flask original: gunicorn with 2 workers.",
+        "access log off; the Flask original: gunicorn with 2 workers. Scenario F alone runs",
+        "every server, quart_app and Flask alike, with its access log on, written to a file.",
         "",
         "## Targets",
         "",
@@ -191,6 +232,19 @@ def render(report: dict[str, Any]) -> str:
         "## E: the Flask original under gunicorn against the port",
         "",
         *table(results, {"E"}),
+        "",
+        "## F: the authenticated list, the Flask way",
+        "",
+        "`GET /api/things` with the same bearer token, on quart_app and on the same endpoint",
+        "written the Flask way (`bench/flask_things.py`: Flask, sync SQLAlchemy Core, the same",
+        "database, token format, two queries and JSON) under gunicorn with 2 workers, sync or",
+        "gthread (8 threads each). The three servers run side by side, each with its access",
+        f"log on, and are loaded in turn, {report.get('repeat', 1)} rounds; each row is the",
+        "median of its runs (latencies: medians too; errors: summed over the runs).",
+        "",
+        *table(results, {"F"}),
+        "",
+        *runs_table(results, "F"),
         "",
     ]
     if ANALYSIS.exists():

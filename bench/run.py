@@ -1,9 +1,10 @@
 """``make bench``: load real servers with wrk, side by side with their references.
 
 Every target runs under hypercorn with the project's hypercorn.toml (port overridden),
-or under gunicorn for the Flask original, on 127.0.0.1 only; wrk runs on the same
-machine. Results print as they come and go to docs/benchmarks.md with a plot of
-throughput against connections. Load is bounded: each wrk run lasts BENCH_SECONDS.
+or under gunicorn for the Flask original and for the list written the Flask way
+(bench/flask_things.py), on 127.0.0.1 only; wrk runs on the same machine. Results
+print as they come and go to docs/benchmarks.md with a plot of throughput against
+connections. Load is bounded: each wrk run lasts BENCH_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,13 +27,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
 
+from bench.flask_things import sync_database_url
 from quart_app.db import Base, build_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +48,8 @@ BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"
 THINGS_PER_USER = 50
 PAGE = 20
 SWEEP = (64, 256, 1024)
+SEED_FLASK_APP = "tests.parity.seed_flask_app:create_seed_app()"
+FLASK_THINGS_APP = "bench.flask_things:create_app()"
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Result:
     timeouts: int
     non_2xx: int
     extra: dict[str, float] = field(default_factory=dict)
+    # Scenario F: each repeated wrk run's own numbers; the fields above summarise them.
+    runs: list[dict[str, float]] = field(default_factory=list)
 
     def line(self) -> str:
         return (
@@ -175,20 +182,24 @@ def serve(command: list[str], env: dict[str, str], workdir: Path, probe: str) ->
             process.wait(timeout=10)
 
 
-def hypercorn(app: str) -> list[str]:
-    # Access logging off for every target alike: it would measure the terminal.
+def hypercorn(app: str, access_log: Path | None = None) -> list[str]:
+    # Access logging off unless *access_log* names a file (scenario F, every target
+    # alike): to the terminal it would measure the terminal.
     return [
         PYTHON, "-m", "hypercorn", "-c", str(ROOT / "hypercorn.toml"),
-        "--bind", "127.0.0.1:{port}", "--access-logfile", "/dev/null", app,
+        "--bind", "127.0.0.1:{port}", "--access-logfile", str(access_log or "/dev/null"), app,
     ]  # fmt: skip
 
 
-def gunicorn(worker_class: str) -> list[str]:
+def gunicorn(
+    worker_class: str, app: str = SEED_FLASK_APP, access_log: Path | None = None
+) -> list[str]:
+    # gunicorn logs no access unless told where to.
     threads = ["--threads", "8"] if worker_class == "gthread" else []
+    logging = ["--access-logfile", str(access_log)] if access_log else []
     return [
         PYTHON, "-m", "gunicorn", "--workers", "2", "--worker-class", worker_class, *threads,
-        "--bind", "127.0.0.1:{port}", "--backlog", "1024",
-        "tests.parity.seed_flask_app:create_seed_app()",
+        "--bind", "127.0.0.1:{port}", "--backlog", "1024", *logging, app,
     ]  # fmt: skip
 
 
@@ -267,10 +278,22 @@ def bench_token_and_things(base: str) -> str:
 # --- scenarios --------------------------------------------------------------------
 
 
+def summarise(runs: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Repeated runs as one: median rate and latencies, summed counts."""
+    summary = {
+        key: statistics.median(run[key] for run in runs)
+        for key in ("requests_per_second", "p50_ms", "p99_ms")
+    }
+    for key in ("requests", "socket_errors", "timeouts", "non_2xx"):
+        summary[key] = sum(run[key] for run in runs)
+    return summary
+
+
 class Bench:
-    def __init__(self, seconds: int, workdir: Path) -> None:
+    def __init__(self, seconds: int, workdir: Path, repeat: int = 3) -> None:
         self.seconds = seconds
         self.workdir = workdir
+        self.repeat = repeat
         self.results: list[Result] = []
 
     def record(
@@ -352,6 +375,55 @@ class Bench:
                     label = f"Flask seed (gunicorn 2 {worker_class})"
                     self.load("E", label, base, path, 64)
 
+    def scenario_f_flask_list(self, label: str, env: dict[str, str], token: str) -> None:
+        """The list on quart_app and written the Flask way, every server logging access.
+
+        All three servers run at once on the same database and are loaded in turn,
+        ``repeat`` rounds, so drift on the machine hits each of them alike; each
+        target's result is the median of its runs.
+        """
+        flask_env = dict(
+            env,
+            BENCH_SECRET_KEY=env["QUART_SECRET_KEY"],
+            BENCH_DATABASE_URL=sync_database_url(env["QUART_DATABASE_URL"]),
+        )
+        logs = self.workdir / "access-logs"
+        logs.mkdir(exist_ok=True)
+        commands = {
+            f"quart_app {label} (hypercorn, 2 uvloop)": (
+                hypercorn("quart_app.asgi:app", logs / f"quart_app-{label}.log"),
+                env,
+            ),
+            **{
+                f"Flask list {label} (gunicorn 2 {worker_class})": (
+                    gunicorn(
+                        worker_class, FLASK_THINGS_APP, logs / f"flask-{worker_class}-{label}.log"
+                    ),
+                    flask_env,
+                )
+                for worker_class in ("sync", "gthread")
+            },
+        }
+        bearer = [f"Authorization: Bearer {token}"]
+        with ExitStack() as stack:
+            bases = {
+                target: stack.enter_context(serve(command, server_env, self.workdir, "/healthz"))
+                for target, (command, server_env) in commands.items()
+            }
+            runs: dict[str, list[dict[str, float]]] = {target: [] for target in bases}
+            for round_number in range(1, self.repeat + 1):
+                for target, base in bases.items():
+                    numbers = run_wrk(base + "/api/things", 64, self.seconds, bearer)
+                    runs[target].append(numbers)
+                    print(
+                        f"    run {round_number}/{self.repeat} {target}: "
+                        f"{numbers['requests_per_second']:.0f} req/s",
+                        flush=True,
+                    )
+        for target, target_runs in runs.items():
+            result = self.record("F", target, "/api/things", 64, **summarise(target_runs))
+            result.runs = target_runs
+
 
 def raise_open_file_limit() -> None:
     """1024 connections need more than the usual 1024 descriptors, in wrk and the server."""
@@ -372,29 +444,51 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     parser.add_argument("--output", type=Path, default=DOCS / "benchmarks.json")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="wrk runs per target in scenario F (median kept)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        default="ABCDEF",
+        help="which scenarios to run, e.g. F for the side-by-side list only (default: all)",
+    )
     args = parser.parse_args(argv)
+    wanted = set(args.scenarios.upper())
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     ensure_wrk()
     raise_open_file_limit()
     started = datetime.now(UTC)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
-        bench = Bench(args.seconds, workdir)
+        bench = Bench(args.seconds, workdir, args.repeat)
         sqlite_env = app_env(f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}")
         prepare_database(sqlite_env)
         with serve(hypercorn("quart_app.asgi:app"), sqlite_env, workdir, "/healthz") as app:
             token = bench_token_and_things(app)
-            bench.scenario_a_and_c_ceiling(app)
-            bench.scenario_b_and_c_authenticated("SQLite", app, token)
-            bench.scenario_d_logins(app)
-            bench.scenario_e_flask(app)
+            if wanted & {"A", "C"}:
+                bench.scenario_a_and_c_ceiling(app)
+            if wanted & {"B", "C"}:
+                bench.scenario_b_and_c_authenticated("SQLite", app, token)
+            if "D" in wanted:
+                bench.scenario_d_logins(app)
+            if "E" in wanted:
+                bench.scenario_e_flask(app)
+        # F starts its own servers, on the data and with the token made above.
+        if "F" in wanted:
+            bench.scenario_f_flask_list("SQLite", sqlite_env, token)
         postgres_env = app_env(asyncio.run(reset_postgres()))
         prepare_database(postgres_env)
         with serve(hypercorn("quart_app.asgi:app"), postgres_env, workdir, "/healthz") as app:
             token = bench_token_and_things(app)
-            bench.scenario_b_and_c_authenticated("PostgreSQL", app, token)
+            if wanted & {"B", "C"}:
+                bench.scenario_b_and_c_authenticated("PostgreSQL", app, token)
+        if "F" in wanted:
+            bench.scenario_f_flask_list("PostgreSQL", postgres_env, token)
     report = {
         "started": started.isoformat(timespec="seconds"),
         "seconds_per_run": args.seconds,
+        "repeat": args.repeat,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -19,6 +19,7 @@ from . import (
     main,
     response_headers,
     seed,
+    session_store,
     shutdown,
 )
 from .api import bp as api_bp
@@ -61,12 +62,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
 
     db.init_app(app)
     passwords.init_app(app)
-    auth.init_app(app)
     limiter.init_app(app)
     schema.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
     csrf.init_app(app)
+    # Last of the request hooks: the credential check is the first database work, so
+    # routing errors, CSRF refusals and rate limits all answer before it.
+    auth.init_app(app)
+    session_store.init_app(app)
     response_headers.init_app(app)
     shutdown.init_app(app)
     cli.init_app(app)

@@ -8,10 +8,8 @@ every instance that shares the database.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import wraps
 from typing import ParamSpec, cast
 
@@ -19,20 +17,15 @@ import quart_auth
 from quart import Quart, current_app, flash, jsonify, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import Action, AuthUser, QuartAuth, login_user, logout_user
-from sqlalchemy import select, update
 
-from .db import db, utcnow
+from .accounts import VerifiedAccount
 from .errors import WWW_AUTHENTICATE, is_api_request
 from .i18n import _
-from .models import AuthSession, SessionKind, User
+from .models import Account, SessionKind
 from .safe_redirects import login_url_for_current_request
+from .session_store import revoke_session, session_account, start_session
 
 P = ParamSpec("P")
-
-
-def hash_session_id(session_id: str) -> str:
-    """The value stored for *session_id*: its SHA-256, hex-encoded."""
-    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 class SessionUser(AuthUser):
@@ -51,7 +44,7 @@ class SessionUser(AuthUser):
     ) -> None:
         super().__init__(auth_id, action)
         self.kind = kind
-        self.account: User | None = None
+        self.account: Account | None = None
         self._loaded = False
 
     async def load(self) -> None:
@@ -61,21 +54,9 @@ class SessionUser(AuthUser):
         self._loaded = True
         if self.auth_id is None:
             return
-        await db.admit()
-        statement = (
-            select(User)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(
-                AuthSession.id_hash == hash_session_id(self.auth_id),
-                AuthSession.kind == self.kind.value,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > utcnow(),
-                User.is_active.is_(True),
-            )
-        )
-        self.account = (await db.session.execute(statement)).scalar_one_or_none()
+        self.account = await session_account(self.auth_id, self.kind)
 
-    def attach(self, account: User) -> None:
+    def attach(self, account: Account) -> None:
         """Mark this freshly signed-in session as belonging to *account*."""
         self.account = account
         self._loaded = True
@@ -142,8 +123,11 @@ class AppAuth(QuartAuth):
     async def _load_current_user(self) -> None:
         # Without credentials there is nothing to look up; quart-auth still resolves an
         # anonymous current_user on demand.
-        if request.endpoint == "static" or not (
-            "Authorization" in request.headers or self.cookie_name in request.cookies
+        # Unknown paths and methods are refused before any database work.
+        if (
+            request.routing_exception is not None
+            or request.endpoint == "static"
+            or not ("Authorization" in request.headers or self.cookie_name in request.cookies)
         ):
             return
         await current_user.load()
@@ -153,65 +137,23 @@ auth = AppAuth()
 current_user: SessionUser = cast(SessionUser, quart_auth.current_user)
 
 
-def session_lifetime() -> timedelta:
-    """How long a sign-in lasts (``QUART_AUTH_DURATION`` seconds)."""
-    return timedelta(seconds=int(current_app.config["AUTH_DURATION"]))
-
-
-async def start_session(account: User, kind: SessionKind) -> tuple[str, datetime]:
-    """Store a new session for *account*; return its secret id and expiry."""
-    session_id = secrets.token_urlsafe(32)
-    expires_at = utcnow() + session_lifetime()
-    db.session.add(
-        AuthSession(
-            id_hash=hash_session_id(session_id),
-            user_id=account.id,
-            kind=kind.value,
-            expires_at=expires_at,
-        )
-    )
-    await db.session.commit()
-    return session_id, expires_at
-
-
-async def revoke_session(session_id: str) -> None:
-    """End one session, wherever it is used next."""
-    await db.session.execute(
-        update(AuthSession)
-        .where(AuthSession.id_hash == hash_session_id(session_id))
-        .where(AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    await db.session.commit()
-
-
-async def revoke_user_sessions(user_id: int, *, keep: str | None = None) -> None:
-    """End every session of a user, except the one whose id is *keep*."""
-    statement = (
-        update(AuthSession)
-        .where(AuthSession.user_id == user_id)
-        .where(AuthSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-    if keep is not None:
-        statement = statement.where(AuthSession.id_hash != hash_session_id(keep))
-    await db.session.execute(statement)
-    await db.session.commit()
-
-
-async def sign_in(account: User) -> None:
-    """Start a cookie session for *account*, with a new id every time.
+async def sign_in(verified: VerifiedAccount) -> bool:
+    """Start a cookie session for a verified account, with a new id every time.
 
     The previous cookie session of this browser is revoked, so an id planted before
-    sign-in (session fixation) is worthless after it.
+    sign-in (session fixation) is worthless after it. False when the password changed
+    (or the account was deactivated) since it was checked: no session is started.
     """
     if current_user.auth_id is not None and current_user.kind is SessionKind.COOKIE:
         await revoke_session(current_user.auth_id)
-    session_id, _expires = await start_session(account, SessionKind.COOKIE)
-    user = SessionUser(session_id)
-    user.attach(account)
+    started = await start_session(verified.account, SessionKind.COOKIE, verified.password_hash)
+    if started is None:
+        return False
+    user = SessionUser(started[0])
+    user.attach(verified.account)
     # remember=True gives the cookie a Max-Age equal to the server-side lifetime.
     login_user(user, remember=True)
+    return True
 
 
 async def sign_out() -> None:
@@ -221,9 +163,12 @@ async def sign_out() -> None:
     logout_user()
 
 
-async def issue_token(account: User) -> tuple[str, datetime]:
-    """Start a bearer-token session for *account*; return the token and its expiry."""
-    session_id, expires_at = await start_session(account, SessionKind.TOKEN)
+async def issue_token(verified: VerifiedAccount) -> tuple[str, datetime] | None:
+    """Start a bearer-token session; the token and its expiry, or ``None`` as for ``sign_in``."""
+    started = await start_session(verified.account, SessionKind.TOKEN, verified.password_hash)
+    if started is None:
+        return None
+    session_id, expires_at = started
     return auth.dump_token(session_id), expires_at
 
 

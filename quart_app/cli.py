@@ -12,12 +12,12 @@ from typing import TypeVar
 import click
 from quart import Quart
 from quart.cli import ScriptInfo
-from sqlalchemy import select
 
 from .accounts import (
     InvalidUsernameError,
     LastAdminError,
     UsernameTakenError,
+    all_users,
     count_active_admins,
     create_user,
     find_user,
@@ -25,7 +25,8 @@ from .accounts import (
 )
 from .db import db
 from .migrate import upgrade_database
-from .models import User, UserType
+from .models import Account, UserType
+from .session_store import prune_sessions
 
 T = TypeVar("T")
 
@@ -39,9 +40,8 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
             try:
                 return await work()
             finally:
-                # The pool belongs to this short-lived loop: return the connection, then close all.
-                await db.session.close()
-                await db.engine.dispose()
+                # The pool belongs to this short-lived loop.
+                await db.close()
 
     return asyncio.run(inner())
 
@@ -56,7 +56,7 @@ def _read_password(password_stdin: bool) -> str:
     return password
 
 
-async def _require_user(name: str) -> User:
+async def _require_user(name: str) -> Account:
     user = await find_user(name)
     if user is None:
         raise click.ClickException(f"No user called {name!r}.")
@@ -114,8 +114,7 @@ def list_users_command() -> None:
     """List every user."""
 
     async def work() -> None:
-        users = (await db.session.execute(select(User).order_by(User.id))).scalars()
-        for user in users:
+        for user in await all_users():
             state = "active" if user.is_active else "inactive"
             click.echo(f"{user.id}\t{user.username}\t{user.user_type}\t{state}")
 
@@ -131,7 +130,7 @@ def set_user_type_command(name: str, user_type: str) -> None:
     async def work() -> None:
         user = await _require_user(name)
         try:
-            await update_user(user, user_type=UserType(user_type))
+            user = await update_user(user.id, user_type=UserType(user_type))
         except LastAdminError as error:
             raise click.ClickException("This would leave no active admin.") from error
         click.echo(f"{user.username!r} is now {user.user_type}.")
@@ -147,10 +146,20 @@ def deactivate_user_command(name: str) -> None:
     async def work() -> None:
         user = await _require_user(name)
         try:
-            await update_user(user, is_active=False)
+            await update_user(user.id, is_active=False)
         except LastAdminError as error:
             raise click.ClickException("This would leave no active admin.") from error
         click.echo(f"{user.username!r} is deactivated.")
+
+    _run(work)
+
+
+@click.command("prune-sessions")
+def prune_sessions_command() -> None:
+    """Delete expired and revoked sign-in sessions (the app also does so every hour)."""
+
+    async def work() -> None:
+        click.echo(f"Deleted {await prune_sessions()} expired or revoked sessions.")
 
     _run(work)
 
@@ -163,5 +172,6 @@ def init_app(app: Quart) -> None:
         list_users_command,
         set_user_type_command,
         deactivate_user_command,
+        prune_sessions_command,
     ):
         app.cli.add_command(command)

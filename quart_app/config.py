@@ -12,13 +12,19 @@ DEFAULTS: dict[str, Any] = {
     # Filled in by create_app with a file under instance/ when left unset.
     "DATABASE_URL": None,
     "DATABASE_ECHO": False,
-    # Per worker process. PostgreSQL: keep instances x workers x (size + overflow)
-    # below the server's max_connections (100 by default). SQLite: each connection is
-    # a thread; sizes from 2 to 15 measured the same (docs/benchmarks.md).
-    "DATABASE_POOL_SIZE": 5,
-    "DATABASE_MAX_OVERFLOW": 10,
-    # Seconds a request waits for a pooled connection before answering 503.
-    "DATABASE_POOL_TIMEOUT": 10,
+    # Connections per worker process, opened on demand. PostgreSQL: keep instances x
+    # workers x size below the server's max_connections (100 by default). SQLite: each
+    # connection is a thread.
+    "DATABASE_POOL_SIZE": 10,
+    # Seconds to wait, at most, for a new connection to open, for a statement to
+    # answer, and for a pooled connection to come free; past any of them the request
+    # gets 503 with Retry-After instead of hanging.
+    "DATABASE_CONNECT_TIMEOUT": 3.0,
+    "DATABASE_STATEMENT_TIMEOUT": 5.0,
+    "DATABASE_POOL_TIMEOUT": 3.0,
+    # Seconds between deletions of expired and revoked sign-in sessions, in every
+    # worker; 0 turns it off (then run `quart --app quart_app prune-sessions` on a timer).
+    "SESSION_PRUNE_INTERVAL": 3600,
     # JSON bodies here are small; anything larger is a mistake or an attack.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Lifetime in seconds of a sign-in, cookie and bearer token alike.

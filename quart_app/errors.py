@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from quart import Quart, Request, Response, current_app, jsonify, redirect, request
 from quart.typing import ResponseReturnValue
 from quart_schema import RequestSchemaValidationError
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import (
     BadRequest,
     HTTPException,
@@ -18,7 +17,9 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from werkzeug.wrappers import Response as WerkzeugResponse
 
+from .db import DatabaseUnavailable
 from .safe_redirects import login_url_for_current_request
 
 API_PREFIX = "/api/"
@@ -83,11 +84,18 @@ def api_error_response(error: HTTPException) -> Response:
 
 async def handle_http_exception(error: HTTPException) -> ResponseReturnValue:
     """JSON under ``/api/``; elsewhere a sign-in redirect for 401 or Quart's HTML page."""
+    response: Response | WerkzeugResponse
     if is_api_request():
-        return api_error_response(error)
-    if error.code == 401:
+        response = api_error_response(error)
+    elif error.code == 401:
         return redirect(login_url_for_current_request())
-    return error.get_response()
+    else:
+        response = error.get_response()
+    if error.code == 413:
+        # The rest of the oversized body is still on its way and will not be read: the
+        # connection cannot carry another request, so tell the client not to reuse it.
+        response.headers["Connection"] = "close"
+    return response
 
 
 def _field_errors(error: Exception) -> dict[str, str]:
@@ -106,17 +114,11 @@ async def handle_validation_error(error: RequestSchemaValidationError) -> Respon
     return body, 422
 
 
-async def handle_database_error(
-    error: DBAPIError | PoolTimeoutError | ConnectionError,
-) -> ResponseReturnValue:
-    """503 with Retry-After when the database cannot be reached; a failing statement is a bug.
+async def handle_database_unavailable(error: DatabaseUnavailable) -> ResponseReturnValue:
+    """503 with ``Retry-After``: the database could not be reached or did not answer in time.
 
-    A connection that could not be made or taken from the pool (server down, full, or
-    out of connections; asyncpg raises a refused connection as a plain ConnectionError)
-    is a passing condition the client may retry.
+    A passing condition the client may retry; a statement that fails is a bug (500).
     """
-    if isinstance(error, DBAPIError) and error.statement is not None:
-        raise error  # on to the 500 handler, and the log
     current_app.logger.warning("database unavailable: %s", error)
     if is_api_request():
         return jsonify(error="Database unavailable"), 503, {"Retry-After": "1"}
@@ -132,12 +134,28 @@ async def handle_internal_error(error: InternalServerError) -> ResponseReturnVal
     return InternalServerError().get_response()
 
 
+async def read_unread_body(response: Response) -> None:
+    """Read what is left of the request's body before an early refusal goes out.
+
+    A 401, 403 or 415 is decided before the body is read. Left unread, that body is
+    still on the connection when the answer ends, and hypercorn then closes the
+    connection, so the client's next request on it fails. Reading it (at most
+    ``MAX_CONTENT_LENGTH``, within hypercorn's ``read_timeout``) keeps the connection
+    usable; a 413's body is too large to read and its answer says ``Connection: close``.
+    """
+    if response.status_code >= 400 and response.status_code != 413 and _has_body():
+        with suppress(HTTPException):
+            await request.get_data()
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+
+
 def init_app(app: Quart) -> None:
     """Install the request class and the error handlers on *app*."""
     app.request_class = JSONRequest
     app.register_error_handler(RequestSchemaValidationError, handle_validation_error)
     app.register_error_handler(InternalServerError, handle_internal_error)
-    app.register_error_handler(DBAPIError, handle_database_error)
-    app.register_error_handler(PoolTimeoutError, handle_database_error)
-    app.register_error_handler(ConnectionError, handle_database_error)
+    app.register_error_handler(DatabaseUnavailable, handle_database_unavailable)
     app.register_error_handler(HTTPException, handle_http_exception)

@@ -8,9 +8,9 @@ import json
 from quart import Blueprint, Response, jsonify
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response
-from sqlalchemy import text
+from sqlalchemy import literal, select
 
-from .db import db
+from .db import Query, db
 from .openapi import errors
 from .schemas import HealthOut, ReadyOut
 
@@ -18,6 +18,7 @@ bp = Blueprint("health", __name__)
 
 READINESS_TIMEOUT_SECONDS = 2.0
 JSON_HEADERS = {"Content-Type": "application/json"}
+_PING = Query(select(literal(1).label("ok")))
 
 
 @bp.get("/healthz")
@@ -33,8 +34,8 @@ async def healthz() -> Response:
 async def readyz() -> ResponseReturnValue:
     """200 when the database answers within the timeout, else 503."""
     try:
-        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), db.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await db.fetch(_PING)
     except Exception:  # any failure to reach the database means "not ready"
         # Seed idiom: json.dumps with the Content-Type spelled correctly (the seed wrote
         # "ContentType", which is just an unknown header and leaves text/html).

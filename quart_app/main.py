@@ -7,14 +7,11 @@ from quart.typing import ResponseReturnValue
 from quart_auth import login_required
 from quart_rate_limiter import rate_limit
 from quart_schema import hide
-from sqlalchemy import select
 
-from .accounts import authenticate
+from .accounts import all_users, authenticate
 from .auth import admin_required, sign_in, sign_out
 from .csrf import rotate_csrf_token
-from .db import db
 from .i18n import _
-from .models import User
 from .rate_limits import SIGN_IN_LIMITS
 from .safe_redirects import safe_next
 
@@ -39,13 +36,12 @@ async def login() -> ResponseReturnValue:
 
     form = await request.form
     username = form.get("username", "")[:64]
-    account = await authenticate(username, form.get("password", "")[:256])
-    if account is None:
+    verified = await authenticate(username, form.get("password", "")[:256])
+    if verified is None or not await sign_in(verified):
         error = _("Invalid username or password")
         return await render_template("login.html", next=next_path, error=error, username=username)
-    await sign_in(account)
     rotate_csrf_token()
-    await flash(_("Signed in as %(name)s") % {"name": account.username}, "success")
+    await flash(_("Signed in as %(name)s") % {"name": verified.account.username}, "success")
     return redirect(next_path or url_for("main.public_index"))
 
 
@@ -72,5 +68,4 @@ async def ajax() -> str:
 @admin_required
 async def admin() -> str:
     """The admin dashboard: every user."""
-    users = (await db.session.execute(select(User).order_by(User.id))).scalars().all()
-    return await render_template("admin.html", users=users)
+    return await render_template("admin.html", users=await all_users())

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from .db import db
+from .db import build_engine, db
 
 FIRST_REVISION = "0001"
 
@@ -33,9 +33,13 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 async def upgrade_database(revision: str = "head") -> None:
     """Migrate the current app's database to *revision* (default: the newest)."""
-    async with db.engine.connect() as connection:
-        await connection.run_sync(_upgrade, revision)
-        await connection.commit()
+    engine = build_engine(db.url)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_upgrade, revision)
+            await connection.commit()
+    finally:
+        await engine.dispose()
 
 
 def _current(connection: Connection) -> str | None:
@@ -44,5 +48,9 @@ def _current(connection: Connection) -> str | None:
 
 async def current_revision() -> str | None:
     """The revision the current app's database is at, or ``None`` when unmigrated."""
-    async with db.engine.connect() as connection:
-        return await connection.run_sync(_current)
+    engine = build_engine(db.url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_current)
+    finally:
+        await engine.dispose()

@@ -1,14 +1,15 @@
-"""The tables: users, their sign-in sessions, and their things."""
+"""The tables (users, their sign-in sessions, their things) and the user record views read."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .db import Base, UTCDateTime, utcnow
+from .db import Base, Row, UTCDateTime, utcnow
 
 
 class UserType(StrEnum):
@@ -88,3 +89,43 @@ class Thing(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship(back_populates="things")
+
+
+# The user's columns a view may show; never the password hash.
+ACCOUNT_COLUMNS = (
+    User.id,
+    User.username,
+    User.user_type,
+    User.is_active,
+    User.created_at,
+    User.updated_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as read from ``ACCOUNT_COLUMNS``: what ``current_user`` and the API show."""
+
+    id: int
+    username: str
+    user_type: str
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> Account:
+        """The account in a row selected with ``ACCOUNT_COLUMNS`` (other keys ignored)."""
+        return cls(
+            row["id"],
+            row["username"],
+            row["user_type"],
+            row["is_active"],
+            row["created_at"],
+            row["updated_at"],
+        )
+
+    @property
+    def is_admin(self) -> bool:
+        """True for an active admin."""
+        return self.is_active and self.user_type == UserType.ADMIN

@@ -1,20 +1,22 @@
-"""The headers every response gets, set by one after-request hook.
+"""What every response gets on its way out, in one after-request hook.
 
 One hook rather than one per concern: each hook costs every request a coroutine
-check and an await, and these three always run together.
+check and an await, and these always run together.
 """
 
 from __future__ import annotations
 
 from quart import Quart, Response
 
+from .errors import read_unread_body
 from .i18n import mark_language
 from .request_id import stamp
 from .security_headers import harden
 
 
 async def finish_response(response: Response) -> Response:
-    """Request id, hardening headers and, on HTML, the language."""
+    """Request id, hardening headers, on HTML the language; an early refusal's body read."""
+    await read_unread_body(response)
     stamp(response)
     harden(response)
     mark_language(response)

@@ -26,8 +26,8 @@ from werkzeug.datastructures import Headers
 
 from quart_app import create_app
 from quart_app.accounts import create_user
-from quart_app.db import Base, build_engine
-from quart_app.models import User, UserType
+from quart_app.db import Base, Query, Row, build_engine, db
+from quart_app.models import UserType
 
 # Test modules import this alias: pytest would try to collect a name starting with "Test".
 Client = TestClientProtocol
@@ -126,8 +126,14 @@ class Account:
 async def add_user(app: Quart, username: str, password: str, user_type: UserType) -> Account:
     """Store a user directly, as the CLI would."""
     async with app.app_context():
-        user: User = await create_user(username, password, user_type)
+        user = await create_user(username, password, user_type)
         return Account(user.id, user.username, password)
+
+
+async def stored(app: Quart, statement: Any, **params: Any) -> list[Row]:
+    """Run a SQLAlchemy Core *statement* on *app*'s database: what is really stored."""
+    async with app.app_context():
+        return await db.fetch(Query(statement), **params)
 
 
 @pytest.fixture

@@ -18,6 +18,13 @@ async def test_list_users(admin_client: Client, user: Account) -> None:
     assert body["total"] == 2
 
 
+async def test_users_past_the_last_page_still_count_every_user(
+    admin_client: Client, user: Account
+) -> None:
+    body = await (await admin_client.get("/api/admin/users?limit=5&offset=10")).get_json()
+    assert (body["items"], body["total"], body["offset"]) == ([], 2, 10)
+
+
 async def test_create_user_answers_201_with_location(app: Quart, admin_client: Client) -> None:
     response = await admin_client.post(
         "/api/admin/users", json={"username": "Carol", "password": "carol-password"}

@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 from quart import Quart
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from quart_app.db import db
 from quart_app.models import Thing, UserType
-from tests.conftest import Account, Client, add_user, signed_in_client
+from tests.conftest import Account, Client, add_user, signed_in_client, stored
 
 
 async def create(client: Client, title: str, **extra: object) -> dict[str, object]:
@@ -134,10 +133,16 @@ async def test_what_the_api_answered_201_for_is_what_is_stored(
     app: Quart, user_client: Client, user: Account
 ) -> None:
     ids = {(await create(user_client, f"n{n}"))["id"] for n in range(5)}
-    async with app.app_context():
-        stored = (
-            await db.session.execute(select(Thing.id).where(Thing.owner_id == user.id))
-        ).scalars()
-        count = (await db.session.execute(select(func.count(Thing.id)))).scalar_one()
-        assert set(stored) == ids
-    assert count == 5
+    rows = await stored(app, select(Thing.id, Thing.owner_id))
+    assert {row["id"] for row in rows} == ids
+    assert {row["owner_id"] for row in rows} == {user.id}
+    assert len(rows) == 5
+
+
+async def test_past_the_last_page_the_total_is_still_counted(user_client: Client) -> None:
+    for n in range(3):
+        await create(user_client, f"item {n}")
+    response = await user_client.get("/api/things?limit=2&offset=5")
+    body = await response.get_json()
+    assert (body["items"], body["total"], body["offset"]) == ([], 3, 5)
+    assert response.headers["X-Total-Count"] == "3"

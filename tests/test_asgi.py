@@ -7,6 +7,7 @@ import re
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -202,3 +203,43 @@ async def test_a_client_that_never_finishes_its_headers_is_cut_off(base_url: str
         assert await asyncio.wait_for(reader.read(), timeout=30) == b""
     finally:
         writer.close()
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("status", "request_kwargs"),
+    [
+        # Refused before the body is read: no credentials, CSRF, wrong content type.
+        (401, {"url": "/api/things", "json": {"title": "x"}}),
+        (
+            403,
+            {
+                "url": "/api/things",
+                "json": {"title": "x"},
+                "headers": {"Cookie": "quart_app_auth=x"},
+            },
+        ),
+        (
+            415,
+            {
+                "url": "/api/things",
+                "content": b"title=x",
+                "headers": {
+                    "Content-Type": "text/plain",
+                    "Cookie": "quart_app_auth=x",
+                    "Sec-Fetch-Site": "same-origin",
+                },
+            },
+        ),
+    ],
+)
+async def test_an_early_answer_leaves_the_connection_usable(
+    base_url: str, status: int, request_kwargs: dict[str, Any]
+) -> None:
+    # One connection: each refusal is followed by a request on that same connection.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits) as client:
+        for _ in range(60):
+            refused = await client.post(**request_kwargs)
+            assert refused.status_code == status
+            assert (await client.get("/api/status")).status_code == 200

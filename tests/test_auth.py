@@ -7,12 +7,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from quart import Quart
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
-from quart_app.auth import admin_required, auth, current_user, hash_session_id
-from quart_app.db import db, utcnow
+from quart_app.auth import admin_required, auth, current_user
+from quart_app.db import Query, db, utcnow
 from quart_app.models import AuthSession
-from tests.conftest import Account, Client, bearer_headers, make_app, signed_in_client
+from quart_app.session_store import hash_session_id
+from tests.conftest import Account, Client, bearer_headers, make_app, signed_in_client, stored
 
 COOKIE = "quart_app_auth"
 ADMIN_ERROR = {"error": "Admin access is required"}
@@ -143,9 +144,9 @@ async def test_the_auth_id_is_an_opaque_session_id_stored_only_as_a_hash(
         assert session_id is not None
         assert session_id != str(user.id)
         assert len(session_id) >= 40
-        stored = (await db.session.execute(select(AuthSession.id_hash))).scalars().all()
-    assert stored == [hash_session_id(session_id)]
-    assert session_id not in stored
+    hashes = [row["id_hash"] for row in await stored(app, select(AuthSession.id_hash))]
+    assert hashes == [hash_session_id(session_id)]
+    assert session_id not in hashes
 
 
 async def test_sign_in_issues_a_new_session_id_and_revokes_the_old_one(
@@ -167,10 +168,10 @@ async def test_sign_in_issues_a_new_session_id_and_revokes_the_old_one(
 
 async def test_an_expired_session_is_refused(app: Quart, user_client: Client) -> None:
     async with app.app_context():
-        await db.session.execute(
-            update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1))
+        await db.execute(
+            Query(update(AuthSession).values(expires_at=bindparam("at"))),
+            at=utcnow() - timedelta(seconds=1),
         )
-        await db.session.commit()
     response = await user_client.get("/api/me")
     assert response.status_code == 401
 

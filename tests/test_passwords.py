@@ -12,10 +12,9 @@ from argon2 import PasswordHasher
 from quart import Quart
 from sqlalchemy import select
 
-from quart_app.db import db
 from quart_app.models import User
 from quart_app.passwords import passwords
-from tests.conftest import Account, Client, make_app
+from tests.conftest import Account, Client, make_app, stored
 
 
 async def test_hashes_are_argon2id_with_the_configured_costs(app: Quart) -> None:
@@ -80,11 +79,8 @@ async def test_a_hash_made_with_old_costs_is_upgraded_at_login(
             "/api/login", json={"username": user.username, "password": user.password}
         )
         assert response.status_code == 200
-        async with stronger.app_context():
-            stored = (
-                await db.session.execute(select(User.password_hash).where(User.id == user.id))
-            ).scalar_one()
-    assert "m=2048,t=2" in stored
+        rows = await stored(stronger, select(User.password_hash).where(User.id == user.id))
+    assert "m=2048,t=2" in rows[0]["password_hash"]
 
 
 async def test_the_api_never_shows_a_hash(admin_client: Client, user: Account) -> None:

@@ -5,19 +5,19 @@ from __future__ import annotations
 from quart import Blueprint, Response, abort, jsonify, make_response, url_for
 from quart.typing import ResponseTypes
 from quart_schema import document_response, validate_querystring, validate_request
-from sqlalchemy import func, select
 
 from ..accounts import (
     LastAdminError,
     UsernameTakenError,
+    UserNotFoundError,
     create_user,
     delete_user,
     get_user,
     update_user,
+    user_page,
 )
 from ..auth import admin_required
-from ..db import db
-from ..models import User, UserType
+from ..models import Account, UserType
 from ..openapi import errors, no_content, signed_in
 from ..schemas import CreatedHeaders, PageQuery, UserCreate, UserOut, UserPage, UserUpdate
 
@@ -25,16 +25,10 @@ bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
 ONE_USER = "/<int:user_id>"
 
 LAST_ADMIN = "This would leave no active admin"
+NOT_FOUND = "User not found"
 
 
-async def _user_or_404(user_id: int) -> User:
-    user = await get_user(user_id)
-    if user is None:
-        abort(404, "User not found")
-    return user
-
-
-def _user_json(user: User) -> Response:
+def _user_json(user: Account) -> Response:
     return jsonify(UserOut.model_validate(user).model_dump(mode="json"))
 
 
@@ -46,12 +40,9 @@ def _user_json(user: User) -> Response:
 @validate_querystring(PageQuery)
 async def list_users(query_args: PageQuery) -> UserPage:
     """One page of users, oldest first."""
-    total = (await db.session.execute(select(func.count(User.id)))).scalar_one()
-    rows = await db.session.execute(
-        select(User).order_by(User.id).limit(query_args.limit).offset(query_args.offset)
-    )
+    users, total = await user_page(query_args.limit, query_args.offset)
     return UserPage(
-        items=[UserOut.model_validate(user) for user in rows.scalars()],
+        items=[UserOut.model_validate(user) for user in users],
         total=total,
         limit=query_args.limit,
         offset=query_args.offset,
@@ -82,7 +73,10 @@ async def create(data: UserCreate) -> ResponseTypes:
 @admin_required
 async def get(user_id: int) -> Response:
     """One user."""
-    return _user_json(await _user_or_404(user_id))
+    user = await get_user(user_id)
+    if user is None:
+        abort(404, NOT_FOUND)
+    return _user_json(user)
 
 
 @bp.patch(ONE_USER)
@@ -93,14 +87,15 @@ async def get(user_id: int) -> Response:
 @validate_request(UserUpdate)
 async def update(user_id: int, data: UserUpdate) -> Response:
     """Promote, demote, (de)activate a user or reset their password."""
-    user = await _user_or_404(user_id)
     try:
-        await update_user(
-            user,
+        user = await update_user(
+            user_id,
             user_type=UserType(data.user_type) if data.user_type else None,
             is_active=data.is_active,
             password=data.password,
         )
+    except UserNotFoundError:
+        abort(404, NOT_FOUND)
     except LastAdminError:
         abort(409, LAST_ADMIN)
     return _user_json(user)
@@ -114,7 +109,9 @@ async def update(user_id: int, data: UserUpdate) -> Response:
 async def delete(user_id: int) -> Response:
     """Delete a user with their sessions and things: 204."""
     try:
-        await delete_user(await _user_or_404(user_id))
+        await delete_user(user_id)
+    except UserNotFoundError:
+        abort(404, NOT_FOUND)
     except LastAdminError:
         abort(409, LAST_ADMIN)
     return Response(status=204)

@@ -7,13 +7,13 @@ from quart_auth import login_required
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
-from ..accounts import authenticate, set_password
-from ..auth import current_user, issue_token, revoke_session, sign_in, sign_out
+from ..accounts import authenticate, check_password, set_password
+from ..auth import current_user, issue_token, sign_in, sign_out
 from ..models import SessionKind
 from ..openapi import errors, no_content, signed_in
-from ..passwords import passwords
 from ..rate_limits import SIGN_IN_LIMITS
 from ..schemas import Credentials, PasswordChange, TokenOut, UserEnvelope, UserOut
+from ..session_store import revoke_session
 
 bp = Blueprint("sessions", __name__)
 
@@ -27,11 +27,10 @@ BAD_CREDENTIALS = "Invalid username or password"
 @validate_response(UserEnvelope)
 async def login(data: Credentials) -> UserEnvelope:
     """Sign in with a cookie; the same 401 for an unknown name and a wrong password."""
-    account = await authenticate(data.username, data.password)
-    if account is None:
+    verified = await authenticate(data.username, data.password)
+    if verified is None or not await sign_in(verified):
         abort(401, BAD_CREDENTIALS)
-    await sign_in(account)
-    return UserEnvelope(user=UserOut.model_validate(account))
+    return UserEnvelope(user=UserOut.model_validate(verified.account))
 
 
 @bp.post("/logout")
@@ -50,10 +49,11 @@ async def logout() -> Response:
 @validate_response(TokenOut, 201)
 async def create_token(data: Credentials) -> tuple[TokenOut, int]:
     """Issue a bearer token for an HTTP client."""
-    account = await authenticate(data.username, data.password)
-    if account is None:
+    verified = await authenticate(data.username, data.password)
+    issued = await issue_token(verified) if verified is not None else None
+    if issued is None:
         abort(401, BAD_CREDENTIALS)
-    token, expires_at = await issue_token(account)
+    token, expires_at = issued
     return TokenOut(token=token, expires_at=expires_at), 201
 
 
@@ -91,7 +91,7 @@ async def change_password(data: PasswordChange) -> Response:
     """Change the signed-in user's password; every other session of theirs ends."""
     account = current_user.account
     assert account is not None  # login_required guarantees it
-    if not await passwords.verify(account.password_hash, data.current_password):
+    if await check_password(account, data.current_password) is None:
         abort(403, "The current password is wrong")
     await set_password(account, data.new_password, keep_session=current_user.auth_id)
     return Response(status=204)

@@ -6,11 +6,11 @@ from quart import Blueprint, Response, abort, jsonify, make_response, url_for
 from quart.typing import ResponseTypes
 from quart_auth import login_required
 from quart_schema import document_response, validate_querystring, validate_request
-from sqlalchemy import func, select
+from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
 from ..auth import current_user
-from ..db import db
-from ..models import Thing
+from ..db import MAX_ID, Query, Row, db, utcnow
+from ..models import Thing, User
 from ..openapi import errors, no_content, signed_in
 from ..schemas import (
     CreatedHeaders,
@@ -25,28 +25,77 @@ from ..schemas import (
 bp = Blueprint("things", __name__, url_prefix="/things")
 ONE_THING = "/<int:thing_id>"
 
+NOT_FOUND = "Thing not found"
+
+# The columns ThingOut shows.
+THING_COLUMNS = (Thing.id, Thing.title, Thing.done, Thing.created_at, Thing.updated_at)
+_OWNED = (Thing.id == bindparam("id"), Thing.owner_id == bindparam("owner_id"))
+
+# The page's rows, each carrying the total as a window count (see db.fetch_page).
+_PAGE = Query(
+    select(*THING_COLUMNS, func.count().over().label("total"))
+    .where(Thing.owner_id == bindparam("owner_id"))
+    .order_by(Thing.id.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_COUNT = Query(
+    select(func.count().label("total"))
+    .select_from(Thing)
+    .where(Thing.owner_id == bindparam("owner_id"))
+)
+_GET = Query(select(*THING_COLUMNS).where(*_OWNED))
+# Stored only while the owner exists: FOR SHARE (PostgreSQL; SQLite runs one writer at
+# a time) makes a concurrent deletion of the owner wait for this insert, and then
+# delete the new thing along with the owner, instead of breaking the foreign key.
+_CREATE = Query(
+    insert(Thing)
+    .from_select(
+        ["owner_id", "title", "done", "created_at", "updated_at"],
+        select(
+            User.id,
+            bindparam("title", type_=String),
+            bindparam("done", type_=Thing.done.type),
+            bindparam("now", type_=Thing.created_at.type),
+            bindparam("now", type_=Thing.updated_at.type),
+        )
+        .where(User.id == bindparam("owner_id"))
+        .with_for_update(read=True),
+    )
+    .returning(*THING_COLUMNS)
+)
+# NULL means "leave as it is", so one statement serves every PATCH.
+_UPDATE = Query(
+    update(Thing)
+    .where(*_OWNED)
+    .values(
+        title=func.coalesce(bindparam("title", type_=String), Thing.title),
+        done=func.coalesce(bindparam("done", type_=Thing.done.type), Thing.done),
+        updated_at=bindparam("now"),
+    )
+    .returning(*THING_COLUMNS)
+)
+_DELETE = Query(delete(Thing).where(*_OWNED))
+
 
 def _owner_id() -> int:
     assert current_user.account is not None  # every route here is login_required
     return current_user.account.id
 
 
-async def _owned_thing(thing_id: int) -> Thing:
+def _existing_id(thing_id: int) -> int:
     # Someone else's thing is "not found", never "forbidden": ids leak nothing.
-    thing = await db.get(Thing, thing_id)
-    if thing is None or thing.owner_id != _owner_id():
-        abort(404, "Thing not found")
-    return thing
+    if not 0 <= thing_id <= MAX_ID:
+        abort(404, NOT_FOUND)
+    return thing_id
 
 
-# The columns ThingOut shows, read as plain rows: no ORM objects for a read-only page.
-THING_COLUMNS = (Thing.id, Thing.title, Thing.done, Thing.created_at, Thing.updated_at)
-
-
-def _thing_json(thing: Thing) -> Response:
+def _thing_json(row: Row | None) -> Response:
+    if row is None:
+        abort(404, NOT_FOUND)
     # A ready Response, not a dict: quart-schema would build a new pydantic
     # TypeAdapter to serialise every dict a view returns.
-    return jsonify(ThingOut.model_validate(thing).model_dump(mode="json"))
+    return jsonify(ThingOut.model_validate(row).model_dump(mode="json"))
 
 
 @bp.get("")
@@ -55,48 +104,37 @@ def _thing_json(thing: Thing) -> Response:
 @document_response(ThingPage, 200, TotalCountHeaders)
 @login_required
 @validate_querystring(PageQuery)
-async def list_things(query_args: PageQuery) -> tuple[ThingPage, dict[str, str]]:
+async def list_things(query_args: PageQuery) -> tuple[Response, dict[str, str]]:
     """One page of the user's things, newest first; the total is also in ``X-Total-Count``."""
-    owner_id = _owner_id()
-    # One round trip: the page's rows, each carrying the total as a window count.
-    rows = (
-        await db.session.execute(
-            select(*THING_COLUMNS, func.count().over().label("total"))
-            .where(Thing.owner_id == owner_id)
-            .order_by(Thing.id.desc())
-            .limit(query_args.limit)
-            .offset(query_args.offset)
-        )
-    ).all()
-    if rows:
-        total = rows[0].total
-    else:  # past the last page there is no row to carry the total
-        count = select(func.count()).select_from(Thing).where(Thing.owner_id == owner_id)
-        total = (await db.session.execute(count)).scalar_one()
-    page = ThingPage(
-        items=[ThingOut.model_validate(row) for row in rows],
-        total=total,
-        limit=query_args.limit,
-        offset=query_args.offset,
+    rows, total = await db.fetch_page(
+        _PAGE, _COUNT, owner_id=_owner_id(), limit=query_args.limit, offset=query_args.offset
     )
+    page = ThingPage.model_validate(
+        {"items": rows, "total": total, "limit": query_args.limit, "offset": query_args.offset}
+    )
+    # Serialised by pydantic straight to JSON: returned as a model, quart-schema would
+    # build a new TypeAdapter for every request (measured: 8% of the request's time).
+    body = Response(page.model_dump_json(), content_type="application/json")
     # Seed rule 3, the (body, headers) tuple.
-    return page, {"X-Total-Count": str(total)}
+    return body, {"X-Total-Count": str(total)}
 
 
 @bp.post("")
 @signed_in
-@errors(400, 401, 403, 413, 415, 422)
+@errors(400, 401, 403, 409, 413, 415, 422)
 @document_response(ThingOut, 201, CreatedHeaders)
 @login_required
 @validate_request(ThingCreate)
 async def create_thing(data: ThingCreate) -> ResponseTypes:
     """Store a new thing: 201, its JSON, and ``Location`` pointing at it."""
-    thing = Thing(owner_id=_owner_id(), title=data.title, done=data.done)
-    db.session.add(thing)
-    await db.session.commit()
+    row = await db.fetchrow(
+        _CREATE, owner_id=_owner_id(), title=data.title, done=data.done, now=utcnow()
+    )
+    if row is None:
+        abort(409, "Your account was deleted while this request ran")
     # The seed's make_response(jsonify(data), 201), plus the Location a 201 should carry.
-    response = await make_response(_thing_json(thing), 201)
-    response.headers["Location"] = url_for("api.things.get_thing", thing_id=thing.id)
+    response = await make_response(_thing_json(row), 201)
+    response.headers["Location"] = url_for("api.things.get_thing", thing_id=row["id"])
     return response
 
 
@@ -107,7 +145,7 @@ async def create_thing(data: ThingCreate) -> ResponseTypes:
 @login_required
 async def get_thing(thing_id: int) -> Response:
     """One of the user's things."""
-    return _thing_json(await _owned_thing(thing_id))
+    return _thing_json(await db.fetchrow(_GET, id=_existing_id(thing_id), owner_id=_owner_id()))
 
 
 @bp.patch(ONE_THING)
@@ -118,11 +156,15 @@ async def get_thing(thing_id: int) -> Response:
 @validate_request(ThingUpdate)
 async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
     """Change the title and/or the done flag of one of the user's things."""
-    thing = await _owned_thing(thing_id)
-    for field, value in data.model_dump(exclude_unset=True).items():
-        setattr(thing, field, value)
-    await db.session.commit()
-    return _thing_json(thing)
+    row = await db.fetchrow(
+        _UPDATE,
+        id=_existing_id(thing_id),
+        owner_id=_owner_id(),
+        title=data.title,
+        done=data.done,
+        now=utcnow(),
+    )
+    return _thing_json(row)
 
 
 @bp.delete(ONE_THING)
@@ -132,6 +174,6 @@ async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
 @login_required
 async def delete_thing(thing_id: int) -> Response:
     """Delete one of the user's things: 204, no body."""
-    await db.session.delete(await _owned_thing(thing_id))
-    await db.session.commit()
+    if not await db.execute(_DELETE, id=_existing_id(thing_id), owner_id=_owner_id()):
+        abort(404, NOT_FOUND)
     return Response(status=204)
