@@ -33,7 +33,7 @@ run: $(VENV)/.installed instance/secret_key
 	QUART_SECRET_KEY="$$(cat instance/secret_key)" $(BIN)/quart --app quart_app init-db
 	@echo "Serving on $(HOST_PORT)"
 	QUART_SECRET_KEY="$$(cat instance/secret_key)" QUART_AUTH_COOKIE_SECURE=false \
-		$(BIN)/hypercorn -c hypercorn.toml quart_app.asgi:app
+		$(BIN)/python -m quart_app.serve -c hypercorn.toml
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -191,6 +191,14 @@ def hypercorn(app: str, access_log: Path | None = None) -> list[str]:
     ]  # fmt: skip
 
 
+def quart_app_server(access_log: Path | None = None) -> list[str]:
+    # As deployed: the supervisor of docs/deploy.md over hypercorn's own workers.
+    return [
+        PYTHON, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml"),
+        "--bind", "127.0.0.1:{port}", "--access-logfile", str(access_log or "/dev/null"),
+    ]  # fmt: skip
+
+
 def gunicorn(
     worker_class: str, app: str = SEED_FLASK_APP, access_log: Path | None = None
 ) -> list[str]:
@@ -391,7 +399,7 @@ class Bench:
         logs.mkdir(exist_ok=True)
         commands = {
             f"quart_app {label} (hypercorn, 2 uvloop)": (
-                hypercorn("quart_app.asgi:app", logs / f"quart_app-{label}.log"),
+                quart_app_server(logs / f"quart_app-{label}.log"),
                 env,
             ),
             **{
@@ -464,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         bench = Bench(args.seconds, workdir, args.repeat)
         sqlite_env = app_env(f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}")
         prepare_database(sqlite_env)
-        with serve(hypercorn("quart_app.asgi:app"), sqlite_env, workdir, "/healthz") as app:
+        with serve(quart_app_server(), sqlite_env, workdir, "/healthz") as app:
             token = bench_token_and_things(app)
             if wanted & {"A", "C"}:
                 bench.scenario_a_and_c_ceiling(app)
@@ -479,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             bench.scenario_f_flask_list("SQLite", sqlite_env, token)
         postgres_env = app_env(asyncio.run(reset_postgres()))
         prepare_database(postgres_env)
-        with serve(hypercorn("quart_app.asgi:app"), postgres_env, workdir, "/healthz") as app:
+        with serve(quart_app_server(), postgres_env, workdir, "/healthz") as app:
             token = bench_token_and_things(app)
             if wanted & {"B", "C"}:
                 bench.scenario_b_and_c_authenticated("PostgreSQL", app, token)

@@ -12,6 +12,7 @@ from quart_schema import QuartSchema
 
 from . import (
     cli,
+    cookie_session,
     csrf,
     errors,
     health,
@@ -20,7 +21,6 @@ from . import (
     response_headers,
     seed,
     session_store,
-    shutdown,
 )
 from .api import bp as api_bp
 from .auth import auth
@@ -61,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     apply_cookie_settings(app)
 
     db.init_app(app)
+    cookie_session.init_app(app)
     passwords.init_app(app)
     limiter.init_app(app)
     schema.init_app(app)
@@ -72,7 +73,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     auth.init_app(app)
     session_store.init_app(app)
     response_headers.init_app(app)
-    shutdown.init_app(app)
     cli.init_app(app)
 
     app.register_blueprint(main.bp)

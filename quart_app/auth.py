@@ -14,7 +14,7 @@ from functools import wraps
 from typing import ParamSpec, cast
 
 import quart_auth
-from quart import Quart, current_app, flash, jsonify, redirect, request, url_for
+from quart import Quart, Response, current_app, flash, g, jsonify, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import Action, AuthUser, QuartAuth, login_user, logout_user
 
@@ -113,6 +113,14 @@ class AppAuth(QuartAuth):
             setattr(self, name, None)
         super().init_app(app)
         app.before_request(self._load_current_user)
+
+    async def after_request(self, response: Response) -> Response:
+        """quart-auth's cookie writing, skipped when nothing touched the user."""
+        # Signing in or out goes through load_user, login_user or logout_user, which
+        # all leave the user on g; a request without it has no cookie to change.
+        if self.attribute_name not in g:
+            return response
+        return await super().after_request(response)
 
     def resolve_user(self) -> SessionUser:
         """Build the request's user from its bearer token or, failing that, its cookie."""

@@ -61,10 +61,9 @@ def ngettext(singular: str, plural: str, count: int) -> str:
 
 
 def mark_language(response: Response) -> None:
-    """Say which language an HTML *response* is in, and that it depends on Accept-Language."""
-    if response.mimetype == "text/html":
-        response.headers["Content-Language"] = current_locale()
-        response.vary.add("Accept-Language")
+    """Say which language the HTML *response* is in, and that it depends on Accept-Language."""
+    response.headers["Content-Language"] = current_locale()
+    response.vary.add("Accept-Language")
 
 
 def init_app(app: Quart) -> None:

@@ -18,8 +18,10 @@ async def finish_response(response: Response) -> Response:
     """Request id, hardening headers, on HTML the language; an early refusal's body read."""
     await read_unread_body(response)
     stamp(response)
-    harden(response)
-    mark_language(response)
+    is_html = response.mimetype == "text/html"
+    harden(response, is_html=is_html)
+    if is_html:
+        mark_language(response)
     return response
 
 

@@ -21,10 +21,21 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-def harden(response: Response) -> None:
-    """Set the headers every response needs, and the page-only ones on HTML."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Frame-Options", "DENY")
+# Every response; a view that set one of these keeps its own value.
+HEADERS = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"))
+PAGE_HEADERS = (
+    *HEADERS,
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+)
+
+
+def harden(response: Response, *, is_html: bool) -> None:
+    """Add the headers every response needs, and on HTML the page-only ones."""
+    headers = response.headers
+    # One pass over the few headers already set: Werkzeug answers each missing-key
+    # lookup (setdefault, "in") by raising and catching an HTTP exception.
+    present = {name.lower() for name, _ in headers.items()}
+    for name, value in PAGE_HEADERS if is_html else HEADERS:
+        if name.lower() not in present:
+            headers.add(name, value)

@@ -221,7 +221,7 @@ async def bearer_headers(client: Client, account: Account) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# --- A real hypercorn server, started with the project's hypercorn.toml ---------------
+# --- A real server: quart_app.serve with the project's hypercorn.toml ----------------
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_LIVE_PASSWORD = "live-admin-password"
@@ -261,7 +261,7 @@ async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> 
 
 @dataclass
 class LiveServer:
-    """A hypercorn process serving quart_app.asgi:app with the project's hypercorn.toml."""
+    """quart_app.serve's supervisor, its hypercorn workers serving quart_app.asgi:app."""
 
     url: str
     process: subprocess.Popen[bytes]
@@ -270,7 +270,7 @@ class LiveServer:
 
 @contextmanager
 def hypercorn_process(env: dict[str, str], workdir: Path, name: str) -> Iterator[LiveServer]:
-    """Run hypercorn on a free port, its output in ``<workdir>/<name>.log``; kill it after."""
+    """Serve on a free port, the output in ``<workdir>/<name>.log``; stop the server after."""
     port = free_port()
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
@@ -278,12 +278,11 @@ def hypercorn_process(env: dict[str, str], workdir: Path, name: str) -> Iterator
             [
                 sys.executable,
                 "-m",
-                "hypercorn",
+                "quart_app.serve",
                 "-c",
                 str(ROOT / "hypercorn.toml"),
                 "--bind",
                 f"127.0.0.1:{port}",
-                "quart_app.asgi:app",
             ],
             env=env,
             cwd=workdir,

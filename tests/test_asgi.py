@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,6 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
-from tests.conftest import LiveServer
 
 
 @pytest.mark.live
@@ -63,51 +60,6 @@ async def test_bearer_token_client_over_real_http(base_url: str) -> None:
         refused = await client.get("/api/admin/users", headers=headers)
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == 'Bearer realm="quart_app"'
-
-
-GRACEFUL_TIMEOUT = 10  # hypercorn.toml
-
-
-@pytest.mark.live
-# Each sign-in hashes for about a second, so requests are still running at SIGTERM.
-@pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
-async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
-    base_url: str, server: LiveServer
-) -> None:
-    process = server.process
-    credentials = {"username": "admin", "password": ADMIN_PASSWORD}
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        in_flight = [
-            asyncio.create_task(client.post("/api/tokens", json=credentials)) for _ in range(4)
-        ]
-        await asyncio.sleep(0.3)  # all four are now hashing
-        assert not any(task.done() for task in in_flight)
-        signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        refused_after = await seconds_until_refused(base_url, within=GRACEFUL_TIMEOUT)
-        answers = await asyncio.gather(*in_flight)
-    assert [answer.status_code for answer in answers] == [201] * 4
-    exit_code = await asyncio.to_thread(process.wait, GRACEFUL_TIMEOUT + 5)
-    assert exit_code == 0
-    # New connections are refused once hypercorn's supervisor closes its listening
-    # socket, which it does when the first worker has drained (docs/deploy.md).
-    assert refused_after is not None
-    assert time.monotonic() - signalled <= GRACEFUL_TIMEOUT + 5
-
-
-async def seconds_until_refused(base_url: str, within: float) -> float | None:
-    """Poll with new connections until one is refused; None if none is within *within*."""
-    started = time.monotonic()
-    while time.monotonic() - started < within:
-        try:
-            async with httpx.AsyncClient(base_url=base_url, timeout=0.5) as newcomer:
-                await newcomer.get("/healthz")
-        except httpx.ConnectError:
-            return time.monotonic() - started
-        except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError):
-            pass  # accepted into the backlog, then left or reset: not refused yet
-        await asyncio.sleep(0.05)
-    return None
 
 
 async def token_for(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:

@@ -1,0 +1,242 @@
+"""quart_app.serve: the supervisor that keeps hypercorn's workers running, live."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from quart_app.models import Thing
+from quart_app.serve import CRASH_LIMIT, describe_exit
+from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
+from tests.conftest import ROOT, LiveServer, free_port, make_app, stop_process_group, stored
+
+GRACEFUL_TIMEOUT = 10  # hypercorn.toml
+CREDENTIALS = {"username": "admin", "password": ADMIN_PASSWORD}
+
+
+def started_workers(server: LiveServer) -> list[int]:
+    """Worker pids in the order the supervisor logged starting them."""
+    return [int(pid) for pid in re.findall(r"Worker (\d+) started", server.log_path.read_text())]
+
+
+def serving_workers(server: LiveServer) -> set[int]:
+    """Workers whose hypercorn logged that it accepts connections."""
+    return {
+        int(pid)
+        for pid in re.findall(r"\[(\d+)\] \[INFO\] Running on", server.log_path.read_text())
+    }
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0) until its parent reaps it.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+async def until(condition: object, within: float, what: str) -> float:
+    """Seconds until *condition()* holds; fail after *within* seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if condition():  # type: ignore[operator]
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    pytest.fail(f"{what} did not happen within {within} s")
+
+
+@pytest.mark.parametrize(
+    ("exitcode", "text"),
+    [
+        (-9, "killed by SIGKILL"),
+        (-15, "killed by SIGTERM"),
+        (0, "exited with status 0"),
+        (3, "exited with status 3"),
+    ],
+)
+def test_describe_exit(exitcode: int, text: str) -> None:
+    assert describe_exit(exitcode) == text
+
+
+@pytest.mark.live
+async def test_a_killed_worker_is_replaced_and_every_acknowledged_write_is_stored_once(
+    base_url: str, server: LiveServer, database_url: str
+) -> None:
+    await until(lambda: len(serving_workers(server)) == 2, 30, "two workers serving")
+    victim = started_workers(server)[0]
+    acknowledged: list[str] = []
+    failures_after_kill: list[float] = []
+    killed_at = 0.0
+    stop = asyncio.Event()
+
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        issued = await client.post("/api/tokens", json=CREDENTIALS)
+    headers = {"Authorization": f"Bearer {issued.json()['token']}"}
+
+    async def writer(client_number: int) -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            for n in range(100_000):
+                if stop.is_set():
+                    return
+                title = f"writer {client_number} thing {n}"
+                try:
+                    answer = await client.post(
+                        "/api/things", json={"title": title}, headers=headers
+                    )
+                except httpx.TransportError:
+                    if killed_at:
+                        failures_after_kill.append(time.monotonic() - killed_at)
+                    continue
+                if answer.status_code == 201:
+                    acknowledged.append(title)
+
+    writers = [asyncio.create_task(writer(n)) for n in range(8)]
+    await asyncio.sleep(1)  # every writer is writing
+    written_before = len(acknowledged)
+    killed_at = time.monotonic()
+    os.kill(victim, signal.SIGKILL)  # as the OOM killer does
+
+    await until(lambda: len(serving_workers(server) - {victim}) == 2, 10, "a replacement serving")
+    replaced_after = time.monotonic() - killed_at
+    written_at_replacement = len(acknowledged)
+    await asyncio.sleep(1)
+    stop.set()
+    await asyncio.gather(*writers)
+
+    assert server.process.poll() is None, "the instance stopped"
+    assert f"Worker {victim} killed by SIGKILL" in server.log_path.read_text()
+    assert replaced_after < 10
+    assert written_before > 0
+    assert len(acknowledged) > written_at_replacement
+    # Only requests that were on the killed worker's connections failed, and only then.
+    assert all(failed < 2 for failed in failures_after_kill), failures_after_kill
+    app = make_app(database_url)
+    async with app.test_app():
+        titles = Counter(row["title"] for row in await stored(app, select(Thing.title)))
+    assert not [title for title in acknowledged if titles[title] != 1]
+    assert not [title for title, count in titles.items() if count > 1]
+
+
+@pytest.mark.live
+# Each sign-in hashes for about a second, so requests are still running at SIGTERM.
+@pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
+async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
+    base_url: str, server: LiveServer
+) -> None:
+    process = server.process
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        in_flight = [
+            asyncio.create_task(client.post("/api/tokens", json=CREDENTIALS)) for _ in range(4)
+        ]
+        await asyncio.sleep(0.3)  # all four are now hashing
+        assert not any(task.done() for task in in_flight)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        refused_after = await seconds_until_refused(base_url, within=GRACEFUL_TIMEOUT)
+        answers = await asyncio.gather(*in_flight)
+    assert [answer.status_code for answer in answers] == [201] * 4
+    exit_code = await asyncio.to_thread(process.wait, GRACEFUL_TIMEOUT + 5)
+    assert exit_code == 0
+    # The workers stop accepting at once and the supervisor closes its listening socket,
+    # so newcomers are refused while the four requests are still being answered.
+    assert refused_after is not None
+    assert refused_after < 1
+    assert time.monotonic() - signalled <= GRACEFUL_TIMEOUT + 5
+
+
+async def seconds_until_refused(base_url: str, within: float) -> float | None:
+    """Poll with new connections until one is refused; None if none is within *within*."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        try:
+            async with httpx.AsyncClient(base_url=base_url, timeout=0.5) as newcomer:
+                await newcomer.get("/healthz")
+        except httpx.ConnectError:
+            return time.monotonic() - started
+        except (httpx.TimeoutException, httpx.ReadError, httpx.RemoteProtocolError):
+            pass  # accepted into the backlog, then left or reset: not refused yet
+        await asyncio.sleep(0.05)
+    return None
+
+
+@pytest.mark.live
+async def test_sigterm_to_one_worker_drains_it_and_a_replacement_takes_over(
+    base_url: str, server: LiveServer
+) -> None:
+    await until(lambda: len(serving_workers(server)) == 2, 30, "two workers serving")
+    worker = started_workers(server)[0]
+    os.kill(worker, signal.SIGTERM)  # an operator's `kill <pid>`
+    answers: list[int] = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+
+        def replaced() -> bool:
+            return not alive(worker) and len(serving_workers(server) - {worker}) == 2
+
+        started = time.monotonic()
+        while not replaced() and time.monotonic() - started < 15:
+            # A new connection each time: a kept-alive one might belong to the old worker.
+            answers.append(
+                (await client.get("/healthz", headers={"Connection": "close"})).status_code
+            )
+    assert replaced(), server.log_path.read_text()
+    assert answers
+    assert set(answers) == {200}
+    assert f"Worker {worker} stopped; starting a replacement" in server.log_path.read_text()
+    assert server.process.poll() is None
+
+
+@pytest.mark.live
+@pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
+async def test_workers_left_without_their_supervisor_drain_and_exit(
+    base_url: str, server: LiveServer
+) -> None:
+    await until(lambda: len(serving_workers(server)) == 2, 30, "two workers serving")
+    workers = started_workers(server)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        in_flight = [
+            asyncio.create_task(client.post("/api/tokens", json=CREDENTIALS)) for _ in range(2)
+        ]
+        await asyncio.sleep(0.3)
+        server.process.kill()  # the supervisor dies without a word to its workers
+        answers = await asyncio.gather(*in_flight)
+    assert [answer.status_code for answer in answers] == [201] * 2
+    await until(lambda: not any(alive(pid) for pid in workers), GRACEFUL_TIMEOUT + 5, "exit")
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            await client.get("/healthz")
+
+
+def test_workers_that_cannot_start_stop_the_instance_with_status_1(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "QUART_SECRET_KEY"}
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml"),
+            "--bind", f"127.0.0.1:{free_port()}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        stop_process_group(process)
+    log = output.decode()
+    assert process.returncode == 1
+    assert "QUART_SECRET_KEY is not set" in log
+    assert f"{CRASH_LIMIT} workers died within" in log
