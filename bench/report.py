@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import tomllib
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,8 @@ DOCS = ROOT / "docs"
 ANALYSIS = ROOT / "bench" / "analysis.md"
 
 Row = dict[str, Any]
+SERVING = tomllib.loads((ROOT / "hypercorn.toml").read_text())
+SERVING_LABEL = f"{SERVING['workers']} {SERVING['worker_class']}"
 
 
 def find(results: Sequence[Row], scenario: str, target: str, path: str, connections: int) -> Row:
@@ -43,7 +47,7 @@ def by_connections(results: Sequence[Row], target: str, path: str) -> dict[int, 
 def flask_list_targets(backend: str) -> tuple[str, str, str]:
     """Scenario F's targets on *backend*: quart_app, Flask sync, Flask gthread."""
     return (
-        f"quart_app {backend} (hypercorn, 2 uvloop)",
+        f"quart_app {backend} (hypercorn, {SERVING_LABEL})",
         f"Flask list {backend} (gunicorn 2 sync)",
         f"Flask list {backend} (gunicorn 2 gthread)",
     )
@@ -99,32 +103,55 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
         at_1024 = sweep[1024]
         ratio = at_1024["requests_per_second"] / sweep[64]["requests_per_second"]
         errors, timeouts = at_1024["socket_errors"], at_1024["timeouts"]
-        refused, p99 = at_1024["non_2xx"], at_1024["p99_ms"]
+        refused, slowest = at_1024["non_2xx"], slowest_ms(at_1024)
         rows.append(
             (
                 f"C: {target} {path}, 1024 vs 64 connections "
                 f"({errors} socket errors, {timeouts} timeouts, {refused} non-2xx, "
-                f"p99 {p99:.0f} ms)",
-                "req/s retained; no error, timeout or non-2xx; p99 within 2 s",
+                f"slowest {slowest:.0f} ms)",
+                "req/s retained; no error, timeout or non-2xx; none over 2 s",
                 ratio,
                 ">= 0.70, 0 errors",
                 # CONTRACT section 9: no socket error and no request over 2 s; a 503
                 # is a request the flood turned away, so it counts against the target.
-                ratio >= 0.70 and errors == timeouts == refused == 0 and p99 <= 2000,
+                ratio >= 0.70 and errors == timeouts == refused == 0 and slowest <= 2000,
             )
         )
-    busy = find(results, "D", "quart_app, 8 sign-ins at a time", "/api/status", 64)
-    d_ratio = busy["extra"]["p99_ratio"]
-    rows.append(
-        (
-            "D: /api/status p99 with sign-ins vs without",
-            "p99 ratio (lower is better)",
-            d_ratio,
-            "<= 2.00",
-            d_ratio <= 2.0,
+    chosen = f"quart_app {SERVING['worker_class']}, backlog {SERVING['backlog']}"
+    g_runs = [row for row in results if row["scenario"] == "G" and row["target"].startswith(chosen)]
+    if g_runs:
+        clean = sum(
+            row["socket_errors"] == row["timeouts"] == 0 and slowest_ms(row) <= 2000
+            for row in g_runs
         )
-    )
+        rows.append(
+            (
+                f"G: {chosen} (hypercorn.toml), /api/status at 1024 connections",
+                "runs in a row with no socket error, no timeout, none over 2 s",
+                clean,
+                "3 of 3",
+                clean == len(g_runs) == 3,
+            )
+        )
+    for path in ("/api/status", "/api/things"):
+        with_sign_ins = find(results, "D", "quart_app, 8 sign-ins at a time", path, 64)
+        d_ratio = with_sign_ins["extra"]["p99_ratio"]
+        rows.append(
+            (
+                f"D: {path} p99 with sign-ins vs without",
+                "p99 ratio (lower is better)",
+                d_ratio,
+                "<= 2.00",
+                d_ratio <= 2.0,
+            )
+        )
     return rows
+
+
+def slowest_ms(row: Row) -> float:
+    """The slowest answered request; results from before max_ms was kept give p99."""
+    slowest = row.get("max_ms", float("nan"))
+    return float(row["p99_ms"] if math.isnan(slowest) else slowest)
 
 
 def plot(results: Sequence[Row], path: Path) -> None:
@@ -142,7 +169,7 @@ def plot(results: Sequence[Row], path: Path) -> None:
     axes.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     axes.set_xlabel("concurrent connections (wrk)")
     axes.set_ylabel("requests / second")
-    axes.set_title("Throughput against connections (hypercorn, 2 uvloop workers, 2 cores)")
+    axes.set_title(f"Throughput against connections (hypercorn, {SERVING_LABEL}, 2 cores)")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc="center right")
     figure.tight_layout()
@@ -152,15 +179,16 @@ def plot(results: Sequence[Row], path: Path) -> None:
 
 def table(results: Sequence[Row], scenarios: set[str]) -> list[str]:
     lines = [
-        "| scenario | target | path | connections | req/s | p50 ms | p99 ms "
+        "| scenario | target | path | connections | req/s | p50 ms | p99 ms | max ms "
         "| socket errors | timeouts | non-2xx |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results:
         if row["scenario"] in scenarios:
             lines.append(
                 f"| {row['scenario']} | {row['target']} | `{row['path']}` | {row['connections']} "
                 f"| {row['requests_per_second']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
+                f"| {slowest_ms(row):.0f} "
                 f"| {row['socket_errors']} | {row['timeouts']} | {row['non_2xx']} |"
             )
     return lines
@@ -188,8 +216,9 @@ def render(report: dict[str, Any]) -> str:
         f"Run of {report['started']}: {machine['cpus']} CPUs, Python {machine['python']},",
         f"{machine['platform']}. Every run: wrk, {report['seconds_per_run']} s, 2 threads, on the",
         "same machine as the server (so the servers had the two cores minus wrk's share).",
-        "All servers: hypercorn with the project's `hypercorn.toml` (2 uvloop workers),",
-        "access log off; the Flask original: gunicorn with 2 workers. Scenario F alone runs",
+        f"quart_app: `quart_app.serve` with the project's `hypercorn.toml` ({SERVING_LABEL}",
+        "workers); bare Quart and raw ASGI: hypercorn with the same file; access log off;",
+        "the Flask original: gunicorn with 2 workers. Scenario F alone runs",
         "every server, quart_app and Flask alike, with its access log on, written to a file.",
         "",
         "## Targets",
@@ -221,7 +250,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         *table([r for r in results if r["path"] == "/api/things"], {"C"}),
         "",
-        "## D: /api/status while sign-ins run",
+        "## D: /api/status and the list while sign-ins run",
         "",
         "A second wrk signs in (`POST /api/tokens`, argon2id at the production cost) over 8",
         "connections throughout; it managed "
@@ -245,6 +274,14 @@ def render(report: dict[str, Any]) -> str:
         *table(results, {"F"}),
         "",
         *runs_table(results, "F"),
+        "",
+        "## G: choosing the event loop and the listen backlog",
+        "",
+        "`GET /api/status` at 1,024 connections, three runs in a row for each candidate,",
+        "each on a freshly started server. `max ms` is the slowest answered request;",
+        "wrk's timeouts (5 s) are the requests never answered in time.",
+        "",
+        *table(results, {"G"}),
         "",
     ]
     if ANALYSIS.exists():

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -67,6 +68,8 @@ class Result:
     socket_errors: int
     timeouts: int
     non_2xx: int
+    # The slowest answered request (wrk leaves timed-out ones out; see timeouts).
+    max_ms: float = float("nan")
     extra: dict[str, float] = field(default_factory=dict)
     # Scenario F: each repeated wrk run's own numbers; the fields above summarise them.
     runs: list[dict[str, float]] = field(default_factory=list)
@@ -120,7 +123,9 @@ def run_wrk(
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     total = re.search(r"(\d+) requests in", output)
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    slowest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", output, re.MULTILINE)
     return {
+        "max_ms": float(slowest.group(1)) * _UNIT_MS[slowest.group(2)] if slowest else float("nan"),
         "requests_per_second": float(rps.group(1)) if rps else 0.0,
         "p50_ms": _latency_ms(output, "50"),
         "p99_ms": _latency_ms(output, "99"),
@@ -191,12 +196,19 @@ def hypercorn(app: str, access_log: Path | None = None) -> list[str]:
     ]  # fmt: skip
 
 
-def quart_app_server(access_log: Path | None = None) -> list[str]:
+def quart_app_server(access_log: Path | None = None, *options: str) -> list[str]:
     # As deployed: the supervisor of docs/deploy.md over hypercorn's own workers.
     return [
         PYTHON, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml"),
         "--bind", "127.0.0.1:{port}", "--access-logfile", str(access_log or "/dev/null"),
+        *options,
     ]  # fmt: skip
+
+
+SERVING = tomllib.loads((ROOT / "hypercorn.toml").read_text())
+SERVING_LABEL = f"{SERVING['workers']} {SERVING['worker_class']}"
+# Scenario G's candidates: event loop and listen backlog.
+SERVING_CANDIDATES = (("uvloop", 1024), ("asyncio", 1024), ("asyncio", 100))
 
 
 def gunicorn(
@@ -294,6 +306,7 @@ def summarise(runs: Sequence[dict[str, float]]) -> dict[str, float]:
     }
     for key in ("requests", "socket_errors", "timeouts", "non_2xx"):
         summary[key] = sum(run[key] for run in runs)
+    summary["max_ms"] = max(run["max_ms"] for run in runs)
     return summary
 
 
@@ -347,34 +360,43 @@ class Bench:
             scenario = "B" if connections == SWEEP[0] else "C"
             self.load(scenario, f"quart_app {label}", base, "/api/things", connections, bearer)
 
-    def scenario_d_logins(self, base: str) -> None:
-        quiet = self.load("D", "quart_app, no sign-ins", base, "/api/status", 64)
+    def scenario_d_logins(self, base: str, token: str) -> None:
+        """p99 of /api/status and of the authenticated list, idle and under sign-ins."""
+        paths = {"/api/status": [], "/api/things": [f"Authorization: Bearer {token}"]}
+        quiet = {
+            path: self.load("D", "quart_app, no sign-ins", base, path, 64, headers)
+            for path, headers in paths.items()
+        }
         login = subprocess.Popen(
             [
-                "wrk", "--threads=1", "--connections=8", f"--duration={self.seconds + 2}s",
+                "wrk", "--threads=1", "--connections=8",
+                f"--duration={self.seconds * len(paths) + 3}s",
                 "--timeout=10s", "--script", str(ROOT / "bench" / "login.lua"),
                 base + "/api/tokens",
             ],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip
-        time.sleep(1)  # the sign-in load is running before the measured one starts
-        busy = run_wrk(base + "/api/status", 64, self.seconds)
-        login_output, _ = login.communicate(timeout=self.seconds + 60)
+        time.sleep(1)  # the sign-in load is running before the measured ones start
+        busy = {
+            path: run_wrk(base + path, 64, self.seconds, headers) for path, headers in paths.items()
+        }
+        login_output, _ = login.communicate(timeout=self.seconds * len(paths) + 60)
         logins = re.search(r"Requests/sec:\s+([\d.]+)", login_output)
-        self.record(
-            "D",
-            "quart_app, 8 sign-ins at a time",
-            "/api/status",
-            64,
-            sign_ins_per_second=float(logins.group(1)) if logins else 0.0,
-            p99_ratio=busy["p99_ms"] / quiet.p99_ms,
-            **busy,
-        )
+        for path, numbers in busy.items():
+            self.record(
+                "D",
+                "quart_app, 8 sign-ins at a time",
+                path,
+                64,
+                sign_ins_per_second=float(logins.group(1)) if logins else 0.0,
+                p99_ratio=numbers["p99_ms"] / quiet[path].p99_ms,
+                **numbers,
+            )
 
     def scenario_e_flask(self, app_base: str) -> None:
         for path in ("/api/status", "/do_thing"):
-            self.load("E", "quart_app (hypercorn, 2 uvloop)", app_base, path, 64)
+            self.load("E", f"quart_app (hypercorn, {SERVING_LABEL})", app_base, path, 64)
         for worker_class in ("sync", "gthread"):
             with serve(
                 gunicorn(worker_class), dict(os.environ), self.workdir, "/api/status"
@@ -398,7 +420,7 @@ class Bench:
         logs = self.workdir / "access-logs"
         logs.mkdir(exist_ok=True)
         commands = {
-            f"quart_app {label} (hypercorn, 2 uvloop)": (
+            f"quart_app {label} (hypercorn, {SERVING_LABEL})": (
                 quart_app_server(logs / f"quart_app-{label}.log"),
                 env,
             ),
@@ -432,6 +454,16 @@ class Bench:
             result = self.record("F", target, "/api/things", 64, **summarise(target_runs))
             result.runs = target_runs
 
+    def scenario_g_serving(self, env: dict[str, str]) -> None:
+        """/api/status at 1,024 connections, three runs in a row per serving candidate."""
+        for worker_class, backlog in SERVING_CANDIDATES:
+            options = ("--worker-class", worker_class, "--backlog", str(backlog))
+            target = f"quart_app {worker_class}, backlog {backlog}"
+            with serve(quart_app_server(None, *options), env, self.workdir, "/healthz") as base:
+                runs = [run_wrk(base + "/api/status", 1024, self.seconds) for _ in range(3)]
+            for number, numbers in enumerate(runs, start=1):
+                self.record("G", f"{target}, run {number}", "/api/status", 1024, **numbers)
+
 
 def raise_open_file_limit() -> None:
     """1024 connections need more than the usual 1024 descriptors, in wrk and the server."""
@@ -457,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="ABCDEF",
+        default="ABCDEFG",
         help="which scenarios to run, e.g. F for the side-by-side list only (default: all)",
     )
     args = parser.parse_args(argv)
@@ -479,9 +511,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             if wanted & {"B", "C"}:
                 bench.scenario_b_and_c_authenticated("SQLite", app, token)
             if "D" in wanted:
-                bench.scenario_d_logins(app)
+                bench.scenario_d_logins(app, token)
             if "E" in wanted:
                 bench.scenario_e_flask(app)
+        if "G" in wanted:
+            bench.scenario_g_serving(sqlite_env)
         # F starts its own servers, on the data and with the token made above.
         if "F" in wanted:
             bench.scenario_f_flask_list("SQLite", sqlite_env, token)

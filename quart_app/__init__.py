@@ -19,6 +19,7 @@ from . import (
     i18n,
     main,
     response_headers,
+    routing,
     seed,
     session_store,
 )
@@ -60,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     check_secret_key(app)
     apply_cookie_settings(app)
 
+    routing.init_app(app)
     db.init_app(app)
     cookie_session.init_app(app)
     passwords.init_app(app)

@@ -56,6 +56,11 @@ class JSONRequest(Request):
             if silent:
                 return None
             raise BadRequest(f"Malformed JSON body: {error}") from error
+        except RecursionError as error:
+            # A few kilobytes of brackets exhaust the parser's stack; that is bad input.
+            if silent:
+                return None
+            raise BadRequest("Malformed JSON body: nested too deeply") from error
         return data
 
     def on_json_loading_failed(self, error: Exception) -> NoReturn:

@@ -6,7 +6,7 @@ check and an await, and these always run together.
 
 from __future__ import annotations
 
-from quart import Quart, Response
+from quart import Quart, Response, request
 
 from .errors import read_unread_body
 from .i18n import mark_language
@@ -17,12 +17,25 @@ from .security_headers import harden
 async def finish_response(response: Response) -> Response:
     """Request id, hardening headers, on HTML the language; an early refusal's body read."""
     await read_unread_body(response)
+    drop_type_of_no_body(response)
     stamp(response)
     is_html = response.mimetype == "text/html"
     harden(response, is_html=is_html)
     if is_html:
         mark_language(response)
     return response
+
+
+def drop_type_of_no_body(response: Response) -> None:
+    """No ``Content-Type`` on a 204; Quart's automatic OPTIONS answer becomes one.
+
+    Quart answers OPTIONS with an empty 200 carrying ``Allow``, and gives it (like any
+    empty response) ``text/html``: a client would look for a page that is not there.
+    """
+    if request.method == "OPTIONS" and response.status_code == 200 and not response.content_length:
+        response.status_code = 204
+    if response.status_code == 204:
+        response.headers.remove("Content-Type")
 
 
 def init_app(app: Quart) -> None:

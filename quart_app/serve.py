@@ -192,6 +192,10 @@ def load_config(arguments: argparse.Namespace) -> Config:
         config.workers = arguments.workers
     if arguments.access_logfile is not None:
         config.accesslog = arguments.access_logfile
+    if arguments.worker_class is not None:
+        config.worker_class = arguments.worker_class
+    if arguments.backlog is not None:
+        config.backlog = arguments.backlog
     if config.worker_class not in _WORKERS:
         raise SystemExit(f"worker_class must be one of {sorted(_WORKERS)}")
     if config.workers < 1:
@@ -207,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-b", "--bind", action="append", help="HOST:PORT, overrides the file")
     parser.add_argument("-w", "--workers", type=int, help="worker processes")
     parser.add_argument("--access-logfile", help="access log path, '-' for stdout")
+    parser.add_argument("-k", "--worker-class", choices=sorted(_WORKERS), help="event loop")
+    parser.add_argument("--backlog", type=int, help="listen queue length")
     config = load_config(parser.parse_args(argv))
     logging.basicConfig(
         level=logging.INFO,

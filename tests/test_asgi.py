@@ -195,3 +195,23 @@ async def test_an_early_answer_leaves_the_connection_usable(
             refused = await client.post(**request_kwargs)
             assert refused.status_code == status
             assert (await client.get("/api/status")).status_code == 200
+
+
+@pytest.mark.live
+async def test_api_answers_are_json_or_have_no_body_over_real_http(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        headers = await token_for(client, "admin", ADMIN_PASSWORD)
+        created = await client.post("/api/things", json={"title": "x"}, headers=headers)
+        deleted = await client.delete(created.headers["location"], headers=headers)
+        options = await client.options("/api/things", headers=headers)
+        doubled = await client.get("/api//things", headers=headers)
+    # No body, so no Content-Type (the test client would add text/html on its own).
+    assert deleted.status_code == 204
+    assert "content-type" not in deleted.headers
+    assert options.status_code == 204
+    assert "content-type" not in options.headers
+    assert set(options.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+    # Not merged into a redirect whose Location comes from the Host header.
+    assert doubled.status_code == 404
+    assert doubled.headers["content-type"] == "application/json"
+    assert "location" not in doubled.headers

@@ -191,3 +191,30 @@ async def test_ids_beyond_the_column_range_are_404(user_client: Client, path: st
         response = await user_client.open(path, method=method, **kwargs)
         assert response.status_code == 404, method
         assert await response.get_json() == {"error": "Thing not found"}
+
+
+DEEP_ARRAY = "[" * 2000 + "]" * 2000
+DEEP_OBJECT = '{"a":' * 2000 + "1" + "}" * 2000
+
+
+@pytest.mark.parametrize("body", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/login"),
+        ("POST", "/api/tokens"),
+        ("POST", "/api/me/password"),
+        ("POST", "/api/things"),
+        ("PATCH", "/api/things/1"),
+        ("POST", "/api/admin/users"),
+        ("PATCH", "/api/admin/users/1"),
+    ],
+)
+async def test_json_nested_too_deeply_is_a_400_on_every_json_route(
+    admin_client: Client, method: str, path: str, body: str
+) -> None:
+    response = await admin_client.open(
+        path, method=method, data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert (await response.get_json()) == {"error": "Malformed JSON body: nested too deeply"}
