@@ -213,8 +213,7 @@ DEEP_OBJECT = '{"a":' * 2000 + "1" + "}" * 2000
 async def test_json_nested_too_deeply_is_a_400_on_every_json_route(
     admin_client: Client, method: str, path: str, body: str
 ) -> None:
-    response = await admin_client.open(
-        path, method=method, data=body, headers={"Content-Type": "application/json"}
-    )
+    sent: dict[str, Any] = {"data": body, "headers": {"Content-Type": "application/json"}}
+    response = await admin_client.open(path, method=method, **sent)
     assert response.status_code == 400
     assert (await response.get_json()) == {"error": "Malformed JSON body: nested too deeply"}

@@ -1,6 +1,8 @@
-"""Ids in URLs are ASCII digits: other Unicode digits name no item."""
+"""URL matching: ids are ASCII digits, and repeated slashes are not merged by a redirect."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -18,7 +20,7 @@ async def test_non_ascii_digits_name_no_thing(
 ) -> None:
     created = await user_client.post("/api/things", json={"title": "only one URL"})
     thing_id = str((await created.get_json())["id"])
-    kwargs = {"json": {"done": True}} if method == "PATCH" else {}
+    kwargs: dict[str, Any] = {"json": {"done": True}} if method == "PATCH" else {}
     response = await user_client.open(
         f"/api/things/{thing_id.translate(digits)}", method=method, **kwargs
     )
@@ -32,3 +34,11 @@ async def test_non_ascii_digits_name_no_thing(
 async def test_non_ascii_digits_name_no_user(admin_client: Client) -> None:
     response = await admin_client.get("/api/admin/users/" + "1".translate(ARABIC_INDIC))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api//things", "/api/things//", "//api/things/1"])
+async def test_repeated_slashes_are_not_redirected(user_client: Client, path: str) -> None:
+    response = await user_client.get(path)
+    assert response.status_code == 404
+    assert response.mimetype == "application/json"
+    assert "Location" not in response.headers
