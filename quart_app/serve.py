@@ -3,8 +3,9 @@
     python -m quart_app.serve -c hypercorn.toml [--bind 127.0.0.1:8080] [--workers 2]
 
 Each worker is hypercorn's own (``asyncio_worker`` or ``uvloop_worker``, as
-``worker_class`` says) on sockets the supervisor opened once, so a request is served
-exactly as under ``hypercorn -c hypercorn.toml``. What differs is process management.
+``worker_class`` says), so a request is served exactly as under ``hypercorn -c
+hypercorn.toml``. What differs is process management, and that each worker gets its
+own listening sockets (``SO_REUSEPORT``), so the kernel balances connections.
 hypercorn 0.18 stops the whole instance when one worker dies and then exits 0, so a
 ``Restart=on-failure`` unit never restarts it (pgjones/hypercorn#372). Here:
 
@@ -92,32 +93,38 @@ class Supervisor:
         self.stopping = False
         self.exit_code = 0
         self.kill_deadline = float("inf")
-        self.sockets = config.create_sockets()
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (exit 0) or a crash loop (exit 1)."""
         for name in ("SIGTERM", "SIGINT"):
             signal.signal(getattr(signal, name), self._on_stop_signal)
-        try:
-            self._start_workers()
-            while self.workers:
-                self._reap(wait([worker.sentinel for worker in self.workers], timeout=0.5))
-                if self.stopping:
-                    self._kill_stragglers()
-                else:
-                    self._start_workers()
-        finally:
-            self._close_sockets()
+        self._start_workers()
+        while self.workers:
+            self._reap(wait([worker.sentinel for worker in self.workers], timeout=0.5))
+            if self.stopping:
+                self._kill_stragglers()
+            else:
+                self._start_workers()
         log.info("All workers have stopped; exiting with status %d", self.exit_code)
         return self.exit_code
 
     def _start_workers(self) -> None:
         while len(self.workers) < self.config.workers:
+            # Each worker listens on sockets of its own, bound with SO_REUSEPORT
+            # (hypercorn sets it when workers > 1), so the kernel spreads connections
+            # evenly. On one shared socket, whichever worker woke first accepted every
+            # pending connection at once while the other sat idle (bench scenario G).
+            sockets = self.config.create_sockets()
             worker = self.context.Process(
-                target=serve_worker, args=(self.config, self.sockets), name="hypercorn-worker"
+                target=serve_worker, args=(self.config, sockets), name="hypercorn-worker"
             )
             worker.start()
             self.workers.append(worker)
+            # start() has handed the worker duplicates. Without this copy, a worker's
+            # sockets close with it, and the kernel stops sending it connections the
+            # moment it stops accepting or dies.
+            for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+                sock.close()
             log.info("Worker %d started", worker.pid)
 
     def _reap(self, ready: Sequence[object]) -> None:
@@ -162,16 +169,11 @@ class Supervisor:
             return
         self.stopping = True
         self.kill_deadline = time.monotonic() + self.config.graceful_timeout + KILL_MARGIN
+        # Each worker closes its listening sockets as it stops accepting, so new
+        # connections are refused at once.
         for worker in self.workers:
             if worker.pid is not None:
                 os.kill(worker.pid, signal.SIGTERM)
-        # The workers close their copies as they stop accepting; once this one is
-        # closed too, new connections are refused at once instead of waiting unserved.
-        self._close_sockets()
-
-    def _close_sockets(self) -> None:
-        for sock in (*self.sockets.secure_sockets, *self.sockets.insecure_sockets):
-            sock.close()
 
     def _kill_stragglers(self) -> None:
         if time.monotonic() < self.kill_deadline:
