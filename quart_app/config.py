@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     # Sign-in rate limits; a redis:// URL shares them between workers and instances.
     "RATE_LIMIT_ENABLED": True,
     "RATE_LIMIT_STORAGE_URL": None,
+    # Seconds to connect to or hear from the Redis store; past it, sign-ins get a 503.
+    "RATE_LIMIT_STORAGE_TIMEOUT": 1.0,
     # ISO 8601 datetimes in API bodies; without mode="json" Quart writes RFC 822 dates.
     "QUART_SCHEMA_PYDANTIC_DUMP_OPTIONS": {"mode": "json"},
 }

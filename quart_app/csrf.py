@@ -2,9 +2,9 @@
 
 JSON API: an unsafe request authenticated by the auth cookie must come from this
 origin (``Sec-Fetch-Site: same-origin``, or a matching ``Origin`` from clients that do
-not send Fetch metadata) and must be JSON, which a cross-site HTML form cannot send
-without a CORS preflight this app never grants. Bearer requests are exempt: browsers
-never attach a bearer token on their own.
+not send Fetch metadata) and, if it has a body, that body must be JSON, which a
+cross-site HTML form cannot send without a CORS preflight this app never grants.
+Bearer requests are exempt: browsers never attach a bearer token on their own.
 
 HTML forms: a per-session token in a hidden field, checked on every unsafe request.
 """
@@ -17,7 +17,7 @@ import secrets
 from quart import Quart, abort, current_app, request, session
 from werkzeug.exceptions import UnsupportedMediaType
 
-from .errors import NOT_JSON, is_api_request
+from .errors import NOT_JSON, is_api_request, request_has_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_FIELD = "csrf_token"
@@ -52,7 +52,9 @@ def _check_api_request() -> None:
         return
     if site is None and request.headers.get("Origin") != _own_origin():
         abort(403, "The request's origin could not be verified")
-    if request.mimetype != "application/json":
+    # The JSON rule is about the body: a DELETE or a logout without one (as jQuery,
+    # axios and generated clients send them) has nothing to declare.
+    if request_has_body() and request.mimetype != "application/json":
         raise UnsupportedMediaType(NOT_JSON)
 
 

@@ -148,12 +148,13 @@ async def read_unread_body(response: Response) -> None:
     ``MAX_CONTENT_LENGTH``, within hypercorn's ``read_timeout``) keeps the connection
     usable; a 413's body is too large to read and its answer says ``Connection: close``.
     """
-    if response.status_code >= 400 and response.status_code != 413 and _has_body():
+    if response.status_code >= 400 and response.status_code != 413 and request_has_body():
         with suppress(HTTPException):
             await request.get_data()
 
 
-def _has_body() -> bool:
+def request_has_body() -> bool:
+    """True when the request declares a body: a non-zero length, or chunked."""
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
 
 

@@ -35,11 +35,15 @@ async def login() -> ResponseReturnValue:
         return await render_template("login.html", next=next_path)
 
     form = await request.form
-    username = form.get("username", "")[:64]
+    # Not cut to the column width: the rate limiter counted this attempt against the
+    # whole name, so the same name is the one checked. An over-long name matches no user.
+    username = form.get("username", "")
     verified = await authenticate(username, form.get("password", "")[:256])
     if verified is None or not await sign_in(verified):
         error = _("Invalid username or password")
-        return await render_template("login.html", next=next_path, error=error, username=username)
+        return await render_template(
+            "login.html", next=next_path, error=error, username=username[:64]
+        )
     rotate_csrf_token()
     await flash(_("Signed in as %(name)s") % {"name": verified.account.username}, "success")
     return redirect(next_path or url_for("main.public_index"))

@@ -7,12 +7,17 @@ so several workers and instances count against the same limits.
 from __future__ import annotations
 
 import math
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from quart import Quart, Response, current_app, request
 from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter
 from quart_rate_limiter.redis_store import RedisStore
 from quart_rate_limiter.store import RateLimiterStoreABC
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from werkzeug.exceptions import ServiceUnavailable
 
 from .accounts import username_key
 
@@ -49,7 +54,20 @@ class ExpiringMemoryStore(RateLimiterStoreABC):
 
 
 class ExpiringRedisStore(RedisStore):
-    """quart-rate-limiter's Redis store, with each key expiring when its limit resets."""
+    """quart-rate-limiter's Redis store, with each key expiring when its limit resets.
+
+    Every wait on Redis is bounded by *timeout* seconds, with one immediate retry (a
+    pooled connection may have gone stale): a Redis that is down or stops answering
+    costs a sign-in a few seconds and a 503, not redis-py's default retries.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        super().__init__(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), retries=1),
+        )
 
     async def set(self, key: str, tat: datetime) -> None:
         """Store *tat* for *key* until that moment passes."""
@@ -84,7 +102,11 @@ class AppRateLimiter(RateLimiter):
         without limits: every request passes through them, few are sign-ins.
         """
         url = app.config["RATE_LIMIT_STORAGE_URL"]
-        app.extensions[_EXTENSION_KEY] = ExpiringRedisStore(url) if url else ExpiringMemoryStore()
+        app.extensions[_EXTENSION_KEY] = (
+            ExpiringRedisStore(url, app.config["RATE_LIMIT_STORAGE_TIMEOUT"])
+            if url
+            else ExpiringMemoryStore()
+        )
         app.config["QUART_RATE_LIMITER_ENABLED"] = app.config["RATE_LIMIT_ENABLED"]
         app.before_request(self._before_limited_request)
         app.after_request(self._after_limited_request)
@@ -93,11 +115,18 @@ class AppRateLimiter(RateLimiter):
 
     async def _before_limited_request(self) -> None:
         if _route_is_limited():
-            await self._before_request()
+            try:
+                await self._before_request()
+            except RedisError as error:
+                # Without its counts the limiter cannot let a sign-in through safely.
+                current_app.logger.warning("rate-limit store unavailable: %s", error)
+                raise ServiceUnavailable("Rate-limit store unavailable", retry_after=5) from error
 
     async def _after_limited_request(self, response: Response) -> Response:
-        if _route_is_limited():
-            return await self._after_request(response)
+        # A 503 may be the store failing; asking it again would only wait again.
+        if _route_is_limited() and response.status_code != 503:
+            with suppress(RedisError):  # the RateLimit-* headers are a courtesy
+                return await self._after_request(response)
         return response
 
 

@@ -84,12 +84,34 @@ async def test_cookie_writes_must_be_json(
     assert await thing_count(user_client) == 0
 
 
-async def test_a_body_less_cookie_delete_must_still_declare_json(user_client: Client) -> None:
+# What jQuery's $.ajax({type: "DELETE"}) and $.post(url), axios.delete(url) and a
+# generated client send without a body: no Content-Type, or a form type with nothing.
+BODILESS = [{}, {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}]
+
+
+@pytest.mark.parametrize("headers", BODILESS, ids=["no-type", "form-type"])
+async def test_a_bodiless_cookie_delete_and_logout_need_no_json(
+    user_client: Client, headers: dict[str, str]
+) -> None:
+    created = await (await user_client.post("/api/things", json={"title": "go"})).get_json()
+    deleted = await user_client.delete(f"/api/things/{created['id']}", headers=headers)
+    assert deleted.status_code == 204
+    assert (await user_client.get(f"/api/things/{created['id']}")).status_code == 404
+    logged_out = await user_client.post("/api/logout", headers=headers)
+    assert logged_out.status_code == 204
+    assert (await user_client.get("/api/me")).status_code == 401
+
+
+@pytest.mark.parametrize("headers", BODILESS, ids=["no-type", "form-type"])
+async def test_a_bodiless_cookie_delete_must_still_be_same_origin(
+    app: Quart, user_client: Client, headers: dict[str, str]
+) -> None:
     created = await (await user_client.post("/api/things", json={"title": "keep"})).get_json()
-    refused = await user_client.delete(
-        f"/api/things/{created['id']}", headers={"Content-Type": "text/plain"}
+    refused = await app.test_client().delete(
+        f"/api/things/{created['id']}",
+        headers={"Cookie": cookie_header(user_client), "Origin": "https://evil.example", **headers},
     )
-    assert refused.status_code == 415
+    assert refused.status_code == 403
     assert (await user_client.get(f"/api/things/{created['id']}")).status_code == 200
 
 

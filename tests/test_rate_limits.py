@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +13,17 @@ from quart import Response
 from redis import asyncio as aioredis
 
 from quart_app import rate_limits
+from quart_app.models import UserType
 from quart_app.rate_limits import ExpiringMemoryStore
-from tests.conftest import Account, Client, make_app, reset_schema, submit_form
+from tests.conftest import (
+    Account,
+    Client,
+    add_user,
+    free_port,
+    make_app,
+    reset_schema,
+    submit_form,
+)
 
 PER_USERNAME, PER_ADDRESS = 10, 30
 
@@ -90,6 +102,21 @@ async def test_the_sign_in_form_is_limited_too(client: Client, user: Account) ->
     assert (await client.get("/login")).status_code == 200  # showing the form is free
 
 
+async def test_a_padded_name_on_the_form_counts_against_the_same_user(
+    client: Client, user: Account
+) -> None:
+    for _ in range(PER_USERNAME):
+        response = await submit_form(client, "/login", {"username": "alice", "password": "nope"})
+        assert response.status_code == 200
+    # A name past the column width used to be cut to 64 characters after the limiter
+    # had keyed on all of it: the cut-off spaces were stripped and alice signed in.
+    padded = "alice" + " " * 59 + "zz"
+    response = await submit_form(client, "/login", {"username": padded, "password": user.password})
+    assert response.status_code != 302
+    assert "Location" not in response.headers
+    assert (await client.get("/api/me")).status_code == 401
+
+
 async def test_limits_can_be_switched_off(database_url: str) -> None:
     # This test says so: RATE_LIMIT_ENABLED=False removes the limits.
     await reset_schema(database_url)
@@ -142,3 +169,45 @@ def test_apps_sharing_nothing_count_separately(database_url: str) -> None:
         first.extensions["quart_app.rate_limit_store"]
         is not (second.extensions["quart_app.rate_limit_store"])
     )
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """The redis:// URL of a server that accepts connections and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    server.close()
+    for writer in held:
+        writer.close()
+
+
+@pytest.mark.parametrize("store", ["refusing", "silent"])
+async def test_an_unreachable_store_answers_sign_ins_with_a_prompt_503(
+    database_url: str, silent_server: str, store: str
+) -> None:
+    url = silent_server if store == "silent" else f"redis://127.0.0.1:{free_port()}/0"
+    await reset_schema(database_url)
+    app = make_app(database_url, RATE_LIMIT_STORAGE_URL=url)
+    async with app.test_app():
+        await add_user(app, "alice", "alice-password", UserType.USER)
+        client = app.test_client()
+        started = time.monotonic()
+        api = await client.post("/api/tokens", json={"username": "alice", "password": "x"})
+        api_seconds = time.monotonic() - started
+        form = await submit_form(client, "/login", {"username": "alice", "password": "x"})
+        # Routes without limits never touch the store.
+        status = await client.get("/api/status")
+    assert api.status_code == 503
+    assert await api.get_json() == {"error": "Rate-limit store unavailable"}
+    assert int(api.headers["Retry-After"]) > 0
+    # Two attempts (one retry) of RATE_LIMIT_STORAGE_TIMEOUT (1 s) each, plus slack.
+    assert api_seconds < 4
+    assert form.status_code == 503
+    assert form.mimetype == "text/html"
+    assert status.status_code == 200
