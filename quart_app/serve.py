@@ -41,7 +41,7 @@ from hypercorn.config import Config, Sockets
 log = logging.getLogger("quart_app.serve")
 
 DEFAULT_APP = "quart_app.asgi:app"
-# More deaths than this within the window means the workers cannot run at all.
+# This many deaths within the window means the workers cannot run at all.
 CRASH_LIMIT = 5
 CRASH_WINDOW = 30.0
 # After graceful_timeout, workers still running are killed; this is the margin for
@@ -120,9 +120,9 @@ class Supervisor:
             )
             worker.start()
             self.workers.append(worker)
-            # start() has handed the worker duplicates. Without this copy, a worker's
-            # sockets close with it, and the kernel stops sending it connections the
-            # moment it stops accepting or dies.
+            # start() has handed the worker duplicates. Once ours are closed, a
+            # worker's sockets close with it, so the kernel stops sending it
+            # connections the moment it stops accepting or dies.
             for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
                 sock.close()
             log.info("Worker %d started", worker.pid)

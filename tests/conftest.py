@@ -325,6 +325,13 @@ async def wait_until_serving(server: LiveServer) -> None:
     pytest.fail(f"hypercorn did not answer within {STARTUP_SECONDS}s")
 
 
+async def token_for(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    """Bearer headers for *username*, signed in over real HTTP."""
+    issued = await client.post("/api/tokens", json={"username": username, "password": password})
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"Bearer {issued.json()['token']}"}
+
+
 @pytest.fixture
 async def server_env(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
+from tests.conftest import token_for
 
 
 @pytest.mark.live
@@ -60,12 +61,6 @@ async def test_bearer_token_client_over_real_http(base_url: str) -> None:
         refused = await client.get("/api/admin/users", headers=headers)
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == 'Bearer realm="quart_app"'
-
-
-async def token_for(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
-    issued = await client.post("/api/tokens", json={"username": username, "password": password})
-    assert issued.status_code == 201, issued.text
-    return {"Authorization": f"Bearer {issued.json()['token']}"}
 
 
 @pytest.mark.live

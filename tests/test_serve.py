@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,15 @@ from sqlalchemy import select
 from quart_app.models import Thing
 from quart_app.serve import CRASH_LIMIT, describe_exit
 from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
-from tests.conftest import ROOT, LiveServer, free_port, make_app, stop_process_group, stored
+from tests.conftest import (
+    ROOT,
+    LiveServer,
+    free_port,
+    make_app,
+    stop_process_group,
+    stored,
+    token_for,
+)
 
 GRACEFUL_TIMEOUT = 10  # hypercorn.toml
 CREDENTIALS = {"username": "admin", "password": ADMIN_PASSWORD}
@@ -51,11 +60,11 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def until(condition: object, within: float, what: str) -> float:
+async def until(condition: Callable[[], bool], within: float, what: str) -> float:
     """Seconds until *condition()* holds; fail after *within* seconds."""
     started = time.monotonic()
     while time.monotonic() - started < within:
-        if condition():  # type: ignore[operator]
+        if condition():
             return time.monotonic() - started
         await asyncio.sleep(0.05)
     pytest.fail(f"{what} did not happen within {within} s")
@@ -86,8 +95,7 @@ async def test_a_killed_worker_is_replaced_and_every_acknowledged_write_is_store
     stop = asyncio.Event()
 
     async with httpx.AsyncClient(base_url=base_url) as client:
-        issued = await client.post("/api/tokens", json=CREDENTIALS)
-    headers = {"Authorization": f"Bearer {issued.json()['token']}"}
+        headers = await token_for(client, "admin", ADMIN_PASSWORD)
 
     async def writer(client_number: int) -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
