@@ -18,6 +18,7 @@ from . import (
     health,
     i18n,
     main,
+    quart_schema_fixes,
     response_headers,
     routing,
     seed,
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     passwords.init_app(app)
     limiter.init_app(app)
     schema.init_app(app)
+    quart_schema_fixes.apply()
     errors.init_app(app)
     i18n.init_app(app)
     csrf.init_app(app)

@@ -93,8 +93,6 @@ def _existing_id(thing_id: int) -> int:
 def _thing_json(row: Row | None) -> Response:
     if row is None:
         abort(404, NOT_FOUND)
-    # A ready Response, not a dict: quart-schema would build a new pydantic
-    # TypeAdapter to serialise every dict a view returns.
     return jsonify(ThingOut.model_validate(row).model_dump(mode="json"))
 
 
@@ -112,8 +110,8 @@ async def list_things(query_args: PageQuery) -> tuple[Response, dict[str, str]]:
     page = ThingPage.model_validate(
         {"items": rows, "total": total, "limit": query_args.limit, "offset": query_args.offset}
     )
-    # Serialised by pydantic straight to JSON: returned as a model, quart-schema would
-    # build a new TypeAdapter for every request (measured: 8% of the request's time).
+    # Serialised by pydantic straight to JSON in one pass; a returned model would be
+    # dumped to a dict first, then encoded again by the JSON provider.
     body = Response(page.model_dump_json(), content_type="application/json")
     # Seed rule 3, the (body, headers) tuple.
     return body, {"X-Total-Count": str(total)}
