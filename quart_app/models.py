@@ -11,6 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, Row, UTCDateTime, utcnow
 
+# SQLite's AUTOINCREMENT: a deleted row's id is never handed out again, so a stale
+# Location (/api/things/7 after thing 7 was deleted) never names a newer row. Without it
+# SQLite takes max(id) + 1; PostgreSQL's sequences never reuse an id anyway.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 
 class UserType(StrEnum):
     """What a user may do: ``admin`` passes ``admin_required``."""
@@ -34,7 +39,10 @@ class User(Base):
     """A person who can sign in."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("user_type IN ('admin', 'user')", name="user_type"),)
+    __table_args__ = (
+        CheckConstraint("user_type IN ('admin', 'user')", name="user_type"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(32))
@@ -79,7 +87,7 @@ class Thing(Base):
 
     __tablename__ = "things"
     # Serves the list query (owner's things, newest id first) from the index alone.
-    __table_args__ = (Index("ix_things_owner_id_id", "owner_id", "id"),)
+    __table_args__ = (Index("ix_things_owner_id_id", "owner_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -136,6 +136,14 @@ async def stored(app: Quart, statement: Any, **params: Any) -> list[Row]:
         return await db.fetch(Query(statement), **params)
 
 
+async def create_thing(client: Client, title: str) -> int:
+    """Create a thing through the API; its id."""
+    response = await client.post("/api/things", json={"title": title})
+    assert response.status_code == 201
+    thing_id: int = (await response.get_json())["id"]
+    return thing_id
+
+
 @pytest.fixture
 async def user(app: Quart) -> Account:
     """A plain user."""

@@ -134,6 +134,20 @@ async def test_delete_user_answers_204_and_ends_their_access(
     assert (await alice.get("/api/things")).status_code == 401
 
 
+async def test_user_ids_are_never_reused(admin_client: Client, user: Account) -> None:
+    # A stale Location (a deleted user's) must never name a newer user.
+    listed = await (await admin_client.get("/api/admin/users")).get_json()
+    handed_out = [item["id"] for item in listed["items"]]
+    assert user.id == max(handed_out)
+    assert (await admin_client.delete(f"/api/admin/users/{user.id}")).status_code == 204
+    response = await admin_client.post(
+        "/api/admin/users", json={"username": "erin", "password": "erin-password"}
+    )
+    assert response.status_code == 201
+    assert (await response.get_json())["id"] > max(handed_out)
+    assert (await admin_client.get(f"/api/admin/users/{user.id}")).status_code == 404
+
+
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 async def test_unknown_user_is_404(admin_client: Client, method: str) -> None:
     kwargs: dict[str, Any] = {"json": {"is_active": True}} if method == "PATCH" else {}

@@ -9,7 +9,7 @@ from quart import Quart
 from sqlalchemy import select
 
 from quart_app.models import Thing, UserType
-from tests.conftest import Account, Client, add_user, signed_in_client, stored
+from tests.conftest import Account, Client, add_user, create_thing, signed_in_client, stored
 
 
 async def create(client: Client, title: str, **extra: object) -> dict[str, object]:
@@ -53,6 +53,15 @@ async def test_invalid_patch_is_422_and_changes_nothing(
     response = await user_client.patch(f"/api/things/{thing['id']}", json=patch)
     assert response.status_code == 422
     assert await (await user_client.get(f"/api/things/{thing['id']}")).get_json() == thing
+
+
+async def test_ids_are_never_reused(user_client: Client) -> None:
+    # A stale Location (a deleted thing's) must never name a newer thing.
+    handed_out = [await create_thing(user_client, f"item {n}") for n in range(3)]
+    newest = max(handed_out)
+    assert (await user_client.delete(f"/api/things/{newest}")).status_code == 204
+    assert await create_thing(user_client, "after the delete") > newest
+    assert (await user_client.get(f"/api/things/{newest}")).status_code == 404
 
 
 async def test_delete_answers_204_with_no_body(user_client: Client) -> None:

@@ -12,7 +12,8 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from quart_app.db import Base, build_engine
+from quart_app.db import Base
+from quart_app.migrate import check_foreign_keys, migration_engine
 from quart_app.models import AuthSession, Thing, User  # noqa: F401 - registers the tables
 
 config = context.config
@@ -20,7 +21,10 @@ target_metadata = Base.metadata
 
 
 def run_on(connection: Connection) -> None:
-    """Migrate through *connection*; SQLite needs batch mode to alter tables."""
+    """Migrate through *connection*, from ``migration_engine``.
+
+    SQLite needs batch mode to alter tables.
+    """
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -30,11 +34,15 @@ def run_on(connection: Connection) -> None:
         user_module_prefix="",
     )
     with context.begin_transaction():
+        before = context.get_context().get_current_heads()
         context.run_migrations()
+        if context.get_context().get_current_heads() != before:
+            # SQLite migrates with foreign keys off: check them before the commit.
+            check_foreign_keys(connection)
 
 
 async def run_standalone() -> None:
-    engine = build_engine(os.environ["QUART_DATABASE_URL"])
+    engine = migration_engine(os.environ["QUART_DATABASE_URL"])
     try:
         async with engine.connect() as connection:
             await connection.run_sync(run_on)
