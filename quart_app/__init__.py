@@ -68,7 +68,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     passwords.init_app(app)
     limiter.init_app(app)
     schema.init_app(app)
-    quart_schema_fixes.apply()
+    quart_schema_fixes.apply(app)
     errors.init_app(app)
     i18n.init_app(app)
     csrf.init_app(app)

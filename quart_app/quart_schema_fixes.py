@@ -1,12 +1,15 @@
-"""Workaround: quart-schema builds a new pydantic ``TypeAdapter`` on every request.
+"""Workarounds: quart-schema's conversion of what views return, paid on every request.
 
-quart-schema 0.25 converts with ``TypeAdapter(type(value))`` each dict or list a view
-returns (and each headers dict of a ``(body, headers)`` tuple), and loads every
-validated query string and body with ``TypeAdapter(model)``. Building an adapter costs
-30 to 110 µs, more than a small view itself; the adapter for a given type never
-changes, so here each is built once.
+quart-schema 0.25 wraps ``app.make_response`` to turn models a view returns into JSON.
+On the way it inspects every return value, a ready ``Response`` included (about ten
+type checks, as much as building the response itself), and converts each dict or list
+(and each headers dict of a ``(body, headers)`` tuple) with a new
+``TypeAdapter(type(value))``; it also loads every validated query string and body with a
+new ``TypeAdapter(model)``. Building an adapter costs 30 to 110 µs, more than a small
+view itself.
 
-Remove this module when quart-schema caches its adapters:
+Here an adapter is built once per type, and a ready response (alone, or with a status)
+goes straight to Quart. Remove this module when quart-schema does both itself:
 ``tests/test_quart_schema_fixes.py`` fails on the day it does.
 """
 
@@ -17,6 +20,9 @@ from typing import Any
 
 import quart_schema.conversion
 from pydantic import TypeAdapter
+from quart import Quart
+from quart.typing import ResponseReturnValue, ResponseTypes
+from werkzeug.sansio.response import Response as AnyResponse
 
 
 @cache
@@ -25,6 +31,24 @@ def shared_type_adapter(type_: Any) -> TypeAdapter[Any]:
     return TypeAdapter(type_)
 
 
-def apply() -> None:
-    """Make quart-schema's conversions reuse one adapter per type (idempotent)."""
+def is_ready(result: ResponseReturnValue) -> bool:
+    """True for a response, or a response and a status: nothing for quart-schema to do."""
+    if isinstance(result, tuple):
+        if len(result) != 2 or not isinstance(result[1], int):
+            return False
+        result = result[0]
+    return isinstance(result, AnyResponse)
+
+
+def apply(app: Quart) -> None:
+    """Put both workarounds in place for *app* (after ``QuartSchema.init_app``)."""
     quart_schema.conversion.TypeAdapter = shared_type_adapter  # type: ignore[attr-defined,assignment]
+    converting = app.make_response  # quart-schema's wrapper around Quart's own
+    plain = converting.__wrapped__  # type: ignore[attr-defined]
+
+    async def make_response(result: ResponseReturnValue) -> ResponseTypes:
+        if is_ready(result):
+            return await plain(result)  # type: ignore[no-any-return]
+        return await converting(result)
+
+    app.make_response = make_response  # type: ignore[method-assign,assignment]

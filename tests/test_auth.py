@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -9,7 +11,7 @@ import pytest
 from quart import Quart
 from sqlalchemy import bindparam, select, update
 
-from quart_app.auth import admin_required, auth, current_user
+from quart_app.auth import VERIFIED_TOKENS, AppAuth, admin_required, auth, current_user
 from quart_app.db import Query, db, utcnow
 from quart_app.models import AuthSession
 from quart_app.session_store import hash_session_id
@@ -264,3 +266,51 @@ async def test_auth_cookie_flags(
     assert attributes["samesite"].strip() == "SameSite=Lax"
     assert attributes["max-age"].strip() == f"Max-Age={7 * 24 * 3600}"
     assert ("secure" in attributes) is secure_flag
+
+
+# --- verified tokens, remembered -------------------------------------------------------
+
+
+def test_a_remembered_token_still_expires(app: Quart, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = auth.dump_token("session-id", app)
+    assert auth.load_token(token, app) == "session-id"
+    assert auth.load_token(token, app) == "session-id"  # remembered
+    assert auth.duration is not None
+    later = time.time() + auth.duration + 5
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert auth.load_token(token, app) is None
+    assert token not in app.extensions[VERIFIED_TOKENS]
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda token: token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), id="sig"),
+        pytest.param(lambda token: "x" + token, id="payload"),
+        pytest.param(lambda token: "", id="empty"),
+    ],
+)
+def test_a_tampered_token_is_refused_and_not_remembered(
+    app: Quart, tamper: Callable[[str], str]
+) -> None:
+    forged = tamper(auth.dump_token("session-id", app))
+    assert auth.load_token(forged, app) is None
+    assert forged not in app.extensions.get(VERIFIED_TOKENS, {})
+
+
+def test_remembered_tokens_are_bounded(app: Quart, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(AppAuth, "verified_tokens_kept", 3)
+    tokens = {f"id-{n}": auth.dump_token(f"id-{n}", app) for n in range(5)}
+    for _ in range(2):
+        for auth_id, token in tokens.items():
+            assert auth.load_token(token, app) == auth_id
+    assert len(app.extensions[VERIFIED_TOKENS]) == 3
+
+
+def test_a_token_remembered_by_one_app_is_refused_by_an_app_with_another_key(
+    app: Quart, database_url: str
+) -> None:
+    token = auth.dump_token("session-id", app)
+    assert auth.load_token(token, app) == "session-id"
+    other = make_app(database_url, SECRET_KEY="another-secret-key-that-is-long-enough-too")
+    assert auth.load_token(token, other) is None
