@@ -8,8 +8,8 @@ type checks, as much as building the response itself), and converts each dict or
 new ``TypeAdapter(model)``. Building an adapter costs 30 to 110 µs, more than a small
 view itself.
 
-Here an adapter is built once per type, and a ready response (alone, or with a status)
-goes straight to Quart. Remove this module when quart-schema does both itself:
+Here an adapter is built once per type, and a ready response (alone, or with a status
+and plain headers) goes straight to Quart. Remove this module when quart-schema does both itself:
 ``tests/test_quart_schema_fixes.py`` fails on the day it does.
 """
 
@@ -32,12 +32,23 @@ def shared_type_adapter(type_: Any) -> TypeAdapter[Any]:
 
 
 def is_ready(result: ResponseReturnValue) -> bool:
-    """True for a response, or a response and a status: nothing for quart-schema to do."""
-    if isinstance(result, tuple):
-        if len(result) != 2 or not isinstance(result[1], int):
+    """True for a response, with a status and/or plain headers: nothing to convert.
+
+    Plain headers are a dict of strings whose names have no ``_``, which quart-schema
+    would turn into ``-``.
+    """
+    if not isinstance(result, tuple):
+        return isinstance(result, AnyResponse)
+    value, *rest = result
+    if rest and isinstance(rest[0], int):
+        rest.pop(0)
+    if rest:
+        headers = rest.pop()
+        if rest or not isinstance(headers, dict):
             return False
-        result = result[0]
-    return isinstance(result, AnyResponse)
+        if not all(isinstance(v, str) and "_" not in k for k, v in headers.items()):
+            return False
+    return isinstance(value, AnyResponse)
 
 
 def apply(app: Quart) -> None:

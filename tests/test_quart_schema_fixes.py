@@ -66,8 +66,13 @@ async def test_the_app_reuses_one_adapter_per_type(app: Quart) -> None:
     [
         (Response("x"), True),
         ((Response("x"), 201), True),
-        ((Response("x"), {"X-Total-Count": "3"}), False),
-        ((Response("x"), 201, {"X-Total-Count": "3"}), False),
+        ((Response("x"), {"X-Total-Count": "3"}), True),
+        ((Response("x"), 201, {"X-Total-Count": "3"}), True),
+        ((Response("x"), {"x_total_count": "3"}), False),
+        ((Response("x"), {"X-Total-Count": 3}), False),
+        ((Response("x"), 201, [("X-Total-Count", "3")]), False),
+        ((Response("x"), 201, {"X-Total-Count": "3"}, "extra"), False),
+        (({"success": True}, {"X-Total-Count": "3"}), False),
         ({"success": True}, False),
         (({"success": True}, 201), False),
         (StatusOut(success=True), False),
@@ -85,6 +90,12 @@ def test_only_a_ready_response_skips_quart_schema(result: ResponseReturnValue, r
         ((Response('{"success":true}', content_type="application/json"), 201), 201, None),
         (({"success": True}, 202), 202, {"success": True}),
         ((StatusOut(success=True), 201), 201, {"success": True}),
+        (
+            (Response('{"success":true}', content_type="application/json"), 201, {"X-A": "1"}),
+            201,
+            None,
+        ),
+        (({"success": True}, 201, {"x_a": "1"}), 201, None),
     ],
 )
 async def test_the_app_answers_every_kind_of_result(
@@ -94,3 +105,5 @@ async def test_the_app_answers_every_kind_of_result(
         response = await app.make_response(result)
     assert response.status_code == status
     assert await response.get_json() == (body or {"success": True})
+    if isinstance(result, tuple) and isinstance(result[-1], dict):
+        assert response.headers["X-A"] == "1"  # x_a made x-a by quart-schema
