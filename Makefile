@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST_PORT := http://127.0.0.1:8080/
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint screenshot bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/pytest
+
+# Redraws the README's picture, docs/ajax.png, from the browser test; make test never does.
+screenshot: $(VENV)/.installed-test
+	AJAX_SCREENSHOT=$(CURDIR)/docs/ajax.png REQUIRE_BROWSER=1 \
+		$(BIN)/pytest tests/test_browser.py -k "every_ajax_call and sqlite"
 
 # Loads real servers on 127.0.0.1 with wrk (several minutes); writes docs/benchmarks.md.
 bench: $(VENV)/.installed-test
