@@ -40,7 +40,14 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The browser tests' jQuery and axios, from the npm registry as tests/js/package-lock.json
+# locks them; reinstalled only when the lockfile changes.
+JS_DEPS := tests/js/node_modules/.installed
+$(JS_DEPS): tests/js/package-lock.json
+	cd tests/js && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+test: lint $(JS_DEPS)
 	$(BIN)/pytest
 
 # Redraws the README's picture, docs/ajax.png, from the browser test; make test never does.
@@ -54,4 +61,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.report
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules
