@@ -9,6 +9,7 @@ page from its own origin, so the app's Content-Security-Policy applies to them a
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ LIBRARY_FILES = {
 }
 # Where a page finds the scripts a test serves it: a path of the page's own origin.
 TEST_SCRIPTS = "/__test__/"
+# How long a test waits for a page's script to log what it should: a bound, not a measure.
+LOG_WAIT_SECONDS = 30
 
 
 @pytest.fixture
@@ -70,6 +73,7 @@ class Tab:
     base_url: str
     errors: list[str] = field(default_factory=list)
     logged: list[str] = field(default_factory=list)
+    _console_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def sign_in(self, username: str, password: str) -> None:
         """Submit the sign-in form the page shows."""
@@ -86,6 +90,17 @@ class Tab:
 
         await self.page.route(url, fulfil)
         await self.page.add_script_tag(url=url)
+
+    async def log_lines(self, count: int) -> list[str]:
+        """The page's first *count* ``console.log`` lines, once it has logged them."""
+        try:
+            async with asyncio.timeout(LOG_WAIT_SECONDS):
+                while len(self.logged) < count:
+                    self._console_changed.clear()
+                    await self._console_changed.wait()
+        except TimeoutError:
+            pytest.fail(f"logged {self.logged} in {LOG_WAIT_SECONDS}s, errors: {self.errors}")
+        return self.logged[:count]
 
     async def load_library(self, name: str) -> None:
         """Load the npm-installed library *name* (a key of LIBRARY_FILES) into the page."""
@@ -106,6 +121,7 @@ async def open_tab(browser: Browser, base_url: str, locale: str = "en-US") -> Ta
             tab.errors.append(message.text)
         elif message.type == "log":
             tab.logged.append(message.text)
+            tab._console_changed.set()
 
     def on_page_error(error: Error) -> None:
         tab.errors.append(str(error))

@@ -97,6 +97,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return POSTGRES_URL
 
 
+# For live tests whose subject is not the database: one server, on SQLite.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 def make_app(database_url: str, **overrides: Any) -> Quart:
     """A testing app on *database_url*."""
     return create_app({**TEST_CONFIG, "DATABASE_URL": database_url, **overrides})

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from quart_app.db import build_engine
 from quart_app.models import AuthSession, Thing
 from tests.chromium import Tab, inline_script_runs, open_tab
-from tests.conftest import create_live_user
+from tests.conftest import SQLITE_ONLY, create_live_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -120,6 +120,7 @@ async def signed_in_tab(browser: Browser, base_url: str, library: Library) -> Ta
     return tab
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize("library", LIBRARIES)
 async def test_the_library_loads_under_the_pages_csp(
     browser: Browser, base_url: str, library: Library
