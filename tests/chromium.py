@@ -67,13 +67,27 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
 
 @dataclass
 class Tab:
-    """A page plus every console error and uncaught exception it produced."""
+    """A page plus every console error, uncaught exception and ``console.log`` line it produced."""
 
     page: Page
     base_url: str
     errors: list[str] = field(default_factory=list)
     logged: list[str] = field(default_factory=list)
     _console_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", self._on_page_error)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+        elif message.type == "log":
+            self.logged.append(message.text)
+            self._console_changed.set()
+
+    def _on_page_error(self, error: Error) -> None:
+        self.errors.append(str(error))
 
     async def sign_in(self, username: str, password: str) -> None:
         """Submit the sign-in form the page shows."""
@@ -114,21 +128,7 @@ class Tab:
 async def open_tab(browser: Browser, base_url: str, locale: str = "en-US") -> Tab:
     """A new browser context on *base_url*, recording errors and ``console.log`` lines."""
     context = await browser.new_context(base_url=base_url, locale=locale)
-    tab = Tab(await context.new_page(), base_url)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            tab.errors.append(message.text)
-        elif message.type == "log":
-            tab.logged.append(message.text)
-            tab._console_changed.set()
-
-    def on_page_error(error: Error) -> None:
-        tab.errors.append(str(error))
-
-    tab.page.on("console", on_console)
-    tab.page.on("pageerror", on_page_error)
-    return tab
+    return Tab(await context.new_page(), base_url)
 
 
 async def inline_script_runs(page: Page) -> bool:

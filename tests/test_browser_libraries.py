@@ -111,7 +111,7 @@ async def fetch_all(database_url: str, statement: Any) -> list[tuple[Any, ...]]:
 
 
 async def signed_in_tab(browser: Browser, base_url: str, library: Library) -> Tab:
-    """/ajax, signed in through the HTML form as a new user, with *library* loaded."""
+    """/ajax, signed in through the HTML form as dora, with *library* loaded."""
     tab = await open_tab(browser, base_url)
     await tab.page.goto("/login?next=/ajax")
     await tab.sign_in("dora", "dora-password")

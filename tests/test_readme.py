@@ -20,8 +20,6 @@ from playwright.async_api import Browser
 from tests.chromium import LIBRARY_FILES, open_tab
 from tests.conftest import ROOT, SQLITE_ONLY, create_live_user
 
-pytestmark = [pytest.mark.live]
-
 README_URL = "http://127.0.0.1:8080"
 EXAMPLE = re.compile(
     r"<!-- tested: (?P<name>\w+) -->\n```(?P<language>\w+)\n(?P<code>.*?)```", re.S
@@ -83,6 +81,7 @@ async def run_in_browser(browser: Browser, base_url: str, name: str, code: str) 
 
 
 def assert_prints(printed: list[str], expected: list[str]) -> None:
+    """Each printed line matches its pattern, and no line is missing or extra."""
     assert len(printed) == len(expected), printed
     for line, pattern in zip(printed, expected, strict=True):
         assert re.fullmatch(pattern, line), (line, pattern)
@@ -95,6 +94,7 @@ async def example_for(base_url: str, name: str) -> tuple[str, str]:
     return language, code.replace(README_URL, base_url)
 
 
+@pytest.mark.live
 @SQLITE_ONLY
 @pytest.mark.parametrize("name", ["curl", "aiohttp", "httpx"])
 async def test_the_readme_client_example_runs_as_written(
@@ -108,8 +108,9 @@ async def test_the_readme_client_example_runs_as_written(
     assert_prints(await run_process(command, tmp_path), PRINTS[name])
 
 
-@SQLITE_ONLY
+@pytest.mark.live
 @pytest.mark.browser
+@SQLITE_ONLY
 @pytest.mark.parametrize("name", list(LIBRARY_FILES))
 async def test_the_readme_browser_example_runs_as_written(
     browser: Browser, base_url: str, name: str
