@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST_PORT := http://127.0.0.1:8080/
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint screenshot bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,20 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The browser tests' jQuery and axios, from the npm registry as tests/js/package-lock.json
+# locks them; reinstalled only when the lockfile changes.
+JS_DEPS := tests/js/node_modules/.installed
+$(JS_DEPS): tests/js/package-lock.json
+	cd tests/js && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+test: lint $(JS_DEPS)
 	$(BIN)/pytest
+
+# Redraws the README's picture, docs/ajax.png, from the browser test; make test never does.
+screenshot: $(VENV)/.installed-test
+	AJAX_SCREENSHOT=$(CURDIR)/docs/ajax.png REQUIRE_BROWSER=1 \
+		$(BIN)/pytest tests/test_browser.py -k "every_ajax_call and sqlite"
 
 # Loads real servers on 127.0.0.1 with wrk (several minutes); writes docs/benchmarks.md.
 bench: $(VENV)/.installed-test
@@ -49,4 +61,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.report
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache tests/js/node_modules

@@ -29,6 +29,9 @@ from quart_app.accounts import create_user
 from quart_app.db import Base, Query, Row, build_engine, db
 from quart_app.models import UserType
 
+# Chromium and the page helpers of the browser tests.
+pytest_plugins = ["tests.chromium"]
+
 # Test modules import this alias: pytest would try to collect a name starting with "Test".
 Client = TestClientProtocol
 
@@ -92,6 +95,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if not _postgres_answers():
         skip_or_fail("PostgreSQL does not answer on 127.0.0.1:5432")
     return POSTGRES_URL
+
+
+# For live tests whose subject is not the database: one server, on SQLite.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def make_app(database_url: str, **overrides: Any) -> Quart:
@@ -338,6 +345,18 @@ async def token_for(client: httpx.AsyncClient, username: str, password: str) -> 
     issued = await client.post("/api/tokens", json={"username": username, "password": password})
     assert issued.status_code == 201, issued.text
     return {"Authorization": f"Bearer {issued.json()['token']}"}
+
+
+async def create_live_user(base_url: str, username: str, password: str) -> int:
+    """Create a plain user on the live server at *base_url*, as its admin; return the id."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        headers = await token_for(client, "admin", ADMIN_LIVE_PASSWORD)
+        created = await client.post(
+            "/api/admin/users", json={"username": username, "password": password}, headers=headers
+        )
+    assert created.status_code == 201, created.text
+    user_id: int = created.json()["id"]
+    return user_id
 
 
 @pytest.fixture

@@ -1,105 +1,28 @@
 """The /ajax and /admin pages in a real Chromium, against real hypercorn.
 
-Debian's chromium is driven by Playwright (``playwright install`` cannot download
-browsers here). Where Chromium is missing these tests skip, except under CI=true or
-REQUIRE_BROWSER=1, where that is a failure.
+Chromium, its fixtures and the tab helpers are in tests/chromium.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import update
 
 from quart_app.db import build_engine, utcnow
 from quart_app.models import AuthSession
-from tests.conftest import ADMIN_LIVE_PASSWORD, IN_CI, skip_or_fail
+from tests.chromium import inline_script_runs, open_tab
+from tests.conftest import ADMIN_LIVE_PASSWORD, create_live_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRED = IN_CI or os.environ.get("REQUIRE_BROWSER") == "1"
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "ajax.png"
-# Flags for a root user in a sandbox without network: no sandboxing, and no background
-# traffic that this machine's closed network would refuse.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# `make screenshot` names the file to write (docs/ajax.png); a plain test run writes none.
+SCREENSHOT = os.environ.get("AJAX_SCREENSHOT")
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        skip_or_fail(f"{CHROMIUM} is not installed (apt-get install chromium)", required=REQUIRED)
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS
-        )
-        yield launched
-        await launched.close()
-
-
-@dataclass
-class Tab:
-    """A page plus every console error and uncaught exception it produced."""
-
-    page: Page
-    base_url: str
-    errors: list[str] = field(default_factory=list)
-
-    async def sign_in(self, username: str, password: str) -> None:
-        await self.page.fill("input[name=username]", username)
-        await self.page.fill("input[name=password]", password)
-        await self.page.click("form button[type=submit]")
-
-
-async def open_tab(browser: Browser, base_url: str, locale: str = "en-US") -> Tab:
-    context = await browser.new_context(base_url=base_url, locale=locale)
-    tab = Tab(await context.new_page(), base_url)
-
-    def on_console(message: ConsoleMessage) -> None:
-        if message.type == "error":
-            tab.errors.append(message.text)
-
-    def on_page_error(error: Error) -> None:
-        tab.errors.append(str(error))
-
-    tab.page.on("console", on_console)
-    tab.page.on("pageerror", on_page_error)
-    return tab
-
-
-async def create_user(base_url: str, username: str, password: str) -> int:
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        token = await client.post(
-            "/api/tokens", json={"username": "admin", "password": ADMIN_LIVE_PASSWORD}
-        )
-        headers = {"Authorization": f"Bearer {token.json()['token']}"}
-        created = await client.post(
-            "/api/admin/users", json={"username": username, "password": password}, headers=headers
-        )
-        assert created.status_code == 201
-        user_id: int = created.json()["id"]
-        return user_id
 
 
 async def expect_row(page: Page, call: str, status: int, ok: bool) -> dict[str, object] | None:
@@ -118,7 +41,7 @@ async def expect_row(page: Page, call: str, status: int, ok: bool) -> dict[str, 
 async def test_every_ajax_call_shows_its_status_ok_flag_and_body(
     browser: Browser, base_url: str
 ) -> None:
-    await create_user(base_url, "bob", "bob-password")
+    await create_live_user(base_url, "bob", "bob-password")
     tab = await open_tab(browser, base_url)
     page = tab.page
     await page.goto("/ajax")
@@ -167,14 +90,14 @@ async def test_every_ajax_call_shows_its_status_ok_flag_and_body(
         for status in (403, 422, 404)
     ]
 
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT), full_page=True)
+    if SCREENSHOT:
+        await page.screenshot(path=SCREENSHOT, full_page=True)
 
 
 async def test_an_expired_session_leads_to_sign_in_and_back(
     browser: Browser, base_url: str, database_url: str
 ) -> None:
-    await create_user(base_url, "carol", "carol-password")
+    await create_live_user(base_url, "carol", "carol-password")
     tab = await open_tab(browser, base_url)
     page = tab.page
     await page.goto("/login?next=/ajax")
@@ -199,7 +122,7 @@ async def test_an_expired_session_leads_to_sign_in_and_back(
 
 
 async def test_admin_page_changes_users_through_the_api(browser: Browser, base_url: str) -> None:
-    bob_id = await create_user(base_url, "bob", "bob-password")
+    bob_id = await create_live_user(base_url, "bob", "bob-password")
     tab = await open_tab(browser, base_url)
     page = tab.page
     await page.goto("/login?next=/admin")
@@ -239,15 +162,7 @@ async def test_the_csp_blocks_injected_inline_script(browser: Browser, base_url:
     tab = await open_tab(browser, base_url)
     page = tab.page
     await page.goto("/")
-    ran = await page.evaluate(
-        """() => {
-            const script = document.createElement("script");
-            script.textContent = "window.injected = true;";
-            document.body.appendChild(script);
-            return window.injected === true;
-        }"""
-    )
-    assert ran is False
+    assert await inline_script_runs(page) is False
     assert any("Content Security Policy" in error for error in tab.errors)
 
 

@@ -1,0 +1,144 @@
+"""Debian's Chromium under Playwright, for the browser tests (a pytest plugin of conftest).
+
+``playwright install`` cannot download browsers here, so the tests drive
+/usr/bin/chromium. Where it is missing they skip, except under CI=true or
+REQUIRE_BROWSER=1, where that is a failure. Third-party libraries come from the npm
+registry into tests/js/node_modules (``make test`` runs ``npm ci`` there) and reach a
+page from its own origin, so the app's Content-Security-Policy applies to them as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, Route, async_playwright
+
+from tests.conftest import IN_CI, ROOT, skip_or_fail
+
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRED = IN_CI or os.environ.get("REQUIRE_BROWSER") == "1"
+# Flags for a root user in a sandbox without network: no sandboxing, and no background
+# traffic that this machine's closed network would refuse.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+NODE_MODULES = ROOT / "tests" / "js" / "node_modules"
+# The browser builds that put `jQuery`/`$` and `axios` on `window`.
+LIBRARY_FILES = {
+    "jquery": "jquery/dist/jquery.min.js",
+    "axios": "axios/dist/axios.min.js",
+}
+# Where a page finds the scripts a test serves it: a path of the page's own origin.
+TEST_SCRIPTS = "/__test__/"
+# How long a test waits for a page's script to log what it should: a bound, not a measure.
+LOG_WAIT_SECONDS = 30
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """The Chromium binary; skips (fails where the browser is required) without it."""
+    if not CHROMIUM.exists():
+        skip_or_fail(f"{CHROMIUM} is not installed (apt-get install chromium)", required=REQUIRED)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
+    """A headless Chromium for the test."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(chromium), args=CHROMIUM_ARGS
+        )
+        yield launched
+        await launched.close()
+
+
+@dataclass
+class Tab:
+    """A page plus every console error, uncaught exception and ``console.log`` line it produced."""
+
+    page: Page
+    base_url: str
+    errors: list[str] = field(default_factory=list)
+    logged: list[str] = field(default_factory=list)
+    _console_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", self._on_page_error)
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+        elif message.type == "log":
+            self.logged.append(message.text)
+            self._console_changed.set()
+
+    def _on_page_error(self, error: Error) -> None:
+        self.errors.append(str(error))
+
+    async def sign_in(self, username: str, password: str) -> None:
+        """Submit the sign-in form the page shows."""
+        await self.page.fill("input[name=username]", username)
+        await self.page.fill("input[name=password]", password)
+        await self.page.click("form button[type=submit]")
+
+    async def run_script(self, name: str, source: str) -> None:
+        """Run *source* as the page's own script would: fetched from its origin, under its CSP."""
+        url = f"{self.base_url}{TEST_SCRIPTS}{name}"
+
+        async def fulfil(route: Route) -> None:
+            await route.fulfill(body=source, content_type="text/javascript; charset=utf-8")
+
+        await self.page.route(url, fulfil)
+        await self.page.add_script_tag(url=url)
+
+    async def log_lines(self, count: int) -> list[str]:
+        """The page's first *count* ``console.log`` lines, once it has logged them."""
+        try:
+            async with asyncio.timeout(LOG_WAIT_SECONDS):
+                while len(self.logged) < count:
+                    self._console_changed.clear()
+                    await self._console_changed.wait()
+        except TimeoutError:
+            pytest.fail(f"logged {self.logged} in {LOG_WAIT_SECONDS}s, errors: {self.errors}")
+        return self.logged[:count]
+
+    async def load_library(self, name: str) -> None:
+        """Load the npm-installed library *name* (a key of LIBRARY_FILES) into the page."""
+        path = NODE_MODULES / LIBRARY_FILES[name]
+        if not path.exists():
+            reason = f"{path} is missing (make test runs npm ci in tests/js)"
+            skip_or_fail(reason, required=REQUIRED)
+        await self.run_script(f"{name}.js", path.read_text())
+
+
+async def open_tab(browser: Browser, base_url: str, locale: str = "en-US") -> Tab:
+    """A new browser context on *base_url*, recording errors and ``console.log`` lines."""
+    context = await browser.new_context(base_url=base_url, locale=locale)
+    return Tab(await context.new_page(), base_url)
+
+
+async def inline_script_runs(page: Page) -> bool:
+    """Whether a script injected into the page's markup runs (the CSP should refuse it)."""
+    ran: bool = await page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.injected = true;";
+            document.body.appendChild(script);
+            return window.injected === true;
+        }"""
+    )
+    return ran
