@@ -169,16 +169,18 @@ class AppAuth(QuartAuth):
         return SessionUser(self.load_cookie(), kind=SessionKind.COOKIE)
 
     async def _load_current_user(self) -> None:
-        # Without credentials there is nothing to look up; quart-auth still resolves an
-        # anonymous current_user on demand.
         # Unknown paths and methods are refused before any database work.
-        if (
-            request.routing_exception is not None
-            or request.endpoint == "static"
-            or not ("Authorization" in request.headers or self.cookie_name in request.cookies)
-        ):
+        if request.routing_exception is not None or request.endpoint == "static":
             return
-        await current_user.load()
+        # Without credentials there is nothing to look up; quart-auth still resolves an
+        # anonymous current_user on demand. Most requests carry none, so the raw header
+        # names (lower-case in ASGI) are scanned: Werkzeug answers a lookup of a missing
+        # header by raising and catching an exception.
+        names = {name for name, _ in request.scope["headers"]}
+        if b"authorization" in names or (
+            b"cookie" in names and self.cookie_name in request.cookies
+        ):
+            await current_user.load()
 
 
 auth = AppAuth()

@@ -10,7 +10,8 @@ import math
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
-from quart import Quart, Response, current_app, request
+from quart import Quart, Response, after_this_request, current_app, request
+from quart.typing import ResponseTypes
 from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE, RateLimit, RateLimiter
 from quart_rate_limiter.redis_store import RedisStore
 from quart_rate_limiter.store import RateLimiterStoreABC
@@ -98,8 +99,8 @@ class AppRateLimiter(RateLimiter):
     def init_app(self, app: Quart, enabled: bool = True) -> None:
         """Pick *app*'s store from its config and hook the limiter into its requests.
 
-        The same hooks as ``RateLimiter.init_app``, but returning at once on routes
-        without limits: every request passes through them, few are sign-ins.
+        The same hooks as ``RateLimiter.init_app``, but only the before-request one for
+        every request, returning at once on routes without limits (few are sign-ins).
         """
         url = app.config["RATE_LIMIT_STORAGE_URL"]
         app.extensions[_EXTENSION_KEY] = (
@@ -109,12 +110,14 @@ class AppRateLimiter(RateLimiter):
         )
         app.config["QUART_RATE_LIMITER_ENABLED"] = app.config["RATE_LIMIT_ENABLED"]
         app.before_request(self._before_limited_request)
-        app.after_request(self._after_limited_request)
         app.before_serving(self._before_serving)
         app.after_serving(self._after_serving)
 
     async def _before_limited_request(self) -> None:
         if _route_is_limited():
+            # Only limited routes get the RateLimit-* headers: no after-request hook for
+            # every other request.
+            after_this_request(self._after_limited_request)
             try:
                 await self._before_request()
             except RedisError as error:
@@ -122,9 +125,9 @@ class AppRateLimiter(RateLimiter):
                 current_app.logger.warning("rate-limit store unavailable: %s", error)
                 raise ServiceUnavailable("Rate-limit store unavailable", retry_after=5) from error
 
-    async def _after_limited_request(self, response: Response) -> Response:
+    async def _after_limited_request(self, response: ResponseTypes) -> ResponseTypes:
         # A 503 may be the store failing; asking it again would only wait again.
-        if _route_is_limited() and response.status_code != 503:
+        if response.status_code != 503 and isinstance(response, Response):
             with suppress(RedisError):  # the RateLimit-* headers are a courtesy
                 return await self._after_request(response)
         return response
