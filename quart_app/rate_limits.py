@@ -18,7 +18,7 @@ from quart_rate_limiter.store import RateLimiterStoreABC
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
 from .accounts import username_key
 
@@ -128,7 +128,9 @@ class AppRateLimiter(RateLimiter):
     async def _after_limited_request(self, response: ResponseTypes) -> ResponseTypes:
         # A 503 may be the store failing; asking it again would only wait again.
         if response.status_code != 503 and isinstance(response, Response):
-            with suppress(RedisError):  # the RateLimit-* headers are a courtesy
+            # The RateLimit-* headers are a courtesy: not worth a 500 when the store
+            # fails, or when the body the key function reads is over the size limit.
+            with suppress(RedisError, RequestEntityTooLarge):
                 return await self._after_request(response)
         return response
 

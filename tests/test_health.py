@@ -28,6 +28,7 @@ async def test_readyz_is_503_json_when_the_database_does_not_answer() -> None:
         response = await app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Retry-After"] == "1"
     assert await response.get_json() == {"error": "Database unavailable"}
 
 

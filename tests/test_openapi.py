@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from quart import Quart
+from quart_schema import validate_request
 
-from tests.conftest import Client
+from quart_app.openapi import AppOpenAPIProvider
+from tests.conftest import Client, make_app
 
 PUBLIC = {
     ("get", "/api/status"),
@@ -72,30 +75,127 @@ async def test_security_schemes_cover_bearer_and_cookie(document: dict[str, Any]
             assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}], key
 
 
-async def test_every_status_an_operation_can_answer_is_documented(
+# Every error status each operation can answer, read off the routes and errors.py
+# by hand; tests/test_openapi_statuses.py provokes each one from a real request.
+SIGNED_IN = {401, 503}
+UNSAFE = {403, 415}
+JSON_BODY = {400, 413, 415, 422}
+SIGN_IN = UNSAFE | JSON_BODY | {401, 429, 503}
+ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
+    ("get", "/api/status"): set(),
+    ("post", "/api/login"): SIGN_IN,
+    ("post", "/api/tokens"): SIGN_IN,
+    ("post", "/api/logout"): UNSAFE | {503},
+    ("delete", "/api/tokens/current"): SIGNED_IN | UNSAFE | {400},
+    ("get", "/api/me"): SIGNED_IN,
+    ("post", "/api/me/password"): SIGNED_IN | UNSAFE | JSON_BODY,
+    ("get", "/api/things"): SIGNED_IN | {422},
+    ("post", "/api/things"): SIGNED_IN | UNSAFE | JSON_BODY | {409},
+    ("get", "/api/things/{thing_id}"): SIGNED_IN | {404},
+    ("patch", "/api/things/{thing_id}"): SIGNED_IN | UNSAFE | JSON_BODY | {404},
+    ("delete", "/api/things/{thing_id}"): SIGNED_IN | UNSAFE | {404},
+    ("get", "/api/admin/users"): SIGNED_IN | {403, 422},
+    ("post", "/api/admin/users"): SIGNED_IN | UNSAFE | JSON_BODY | {409},
+    ("get", "/api/admin/users/{user_id}"): SIGNED_IN | {403, 404},
+    ("patch", "/api/admin/users/{user_id}"): SIGNED_IN | UNSAFE | JSON_BODY | {404, 409},
+    ("delete", "/api/admin/users/{user_id}"): SIGNED_IN | UNSAFE | {404, 409},
+    ("get", "/do_thing"): set(),
+    ("get", "/healthz"): set(),
+    ("get", "/readyz"): {503},
+}
+SUCCESS = {"200", "201", "204"}
+
+
+def resolve(document: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """*item*, or what its ``$ref`` points at."""
+    if "$ref" not in item:
+        return item
+    node: Any = document
+    for key in item["$ref"].removeprefix("#/").split("/"):
+        node = node[key]
+    resolved: dict[str, Any] = node
+    return resolved
+
+
+async def test_each_operation_documents_the_error_statuses_it_can_answer(
     document: dict[str, Any],
 ) -> None:
-    for (method, path), operation in documented(document).items():
-        if not path.startswith("/api/"):
-            continue
-        statuses = set(operation["responses"])
-        assert statuses & {"200", "201", "204"}, (method, path)
-        if (method, path) not in PUBLIC:
-            assert "401" in statuses, (method, path)
-        if path.startswith("/api/admin/"):
-            assert "403" in statuses, (method, path)
-        if method in {"post", "patch", "delete"}:
-            assert {"403", "415"} <= statuses, (method, path)  # the CSRF rules
+    answers = {
+        key: {int(status) for status in operation["responses"] if status not in SUCCESS}
+        for key, operation in documented(document).items()
+    }
+    assert answers == ERROR_STATUSES
+
+
+async def test_every_answer_has_one_success_status_and_json_bodies(
+    document: dict[str, Any],
+) -> None:
+    for key, operation in documented(document).items():
+        assert len(SUCCESS & set(operation["responses"])) == 1, key
         if "requestBody" in operation:
-            assert operation["requestBody"]["required"] is True
-            assert {"400", "413", "415", "422"} <= statuses, (method, path)
-        if path in {"/api/login", "/api/tokens"}:
-            assert "429" in statuses
+            assert operation["requestBody"]["required"] is True, key
         for status, response in operation["responses"].items():
+            response = resolve(document, response)
             if status == "204":
-                assert "content" not in response
+                assert set(response) == {"description"}, key
             else:
-                assert "application/json" in response["content"], (method, path, status)
+                assert set(response["content"]) == {"application/json"}, (key, status)
+
+
+async def test_errors_are_shared_responses_with_the_error_body(document: dict[str, Any]) -> None:
+    responses = document["components"]["responses"]
+    for key, operation in documented(document).items():
+        for status, response in operation["responses"].items():
+            if status not in SUCCESS:
+                assert response["$ref"].startswith("#/components/responses/"), (key, status)
+    for name, response in responses.items():
+        schema = response["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Error"}, name
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["error"]
+    assert set(error["properties"]) == {"error", "fields"}
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("Unauthorized", "WWW-Authenticate"),
+        ("TooManyRequests", "Retry-After"),
+        ("ServiceUnavailable", "Retry-After"),
+    ],
+)
+async def test_error_responses_document_their_headers(
+    document: dict[str, Any], name: str, header: str
+) -> None:
+    assert document["components"]["responses"][name]["headers"][header]["required"] is True
+
+
+async def test_bodies_are_components_and_every_reference_resolves(
+    document: dict[str, Any],
+) -> None:
+    for key, operation in documented(document).items():
+        media_types = [
+            media_type
+            for response in operation["responses"].values()
+            for media_type in resolve(document, response).get("content", {}).values()
+        ]
+        if "requestBody" in operation:
+            media_types += operation["requestBody"]["content"].values()
+        for media_type in media_types:
+            assert set(media_type["schema"]) == {"$ref"}, key
+
+    def references(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+            return own + [ref for value in node.values() for ref in references(value)]
+        if isinstance(node, list):
+            return [ref for value in node for ref in references(value)]
+        return []
+
+    refs = set(references(document))
+    assert "#/components/schemas/ThingOut" in refs
+    for ref in refs:
+        assert resolve(document, {"$ref": ref}), ref
 
 
 async def test_created_resources_document_their_location(document: dict[str, Any]) -> None:
@@ -113,8 +213,27 @@ async def test_patch_bodies_publish_non_null_fields_and_at_least_one(
     document: dict[str, Any],
 ) -> None:
     patch = document["paths"]["/api/things/{thing_id}"]["patch"]
-    thing_update = patch["requestBody"]["content"]["application/json"]["schema"]
+    thing_update = resolve(document, patch["requestBody"]["content"]["application/json"]["schema"])
     assert thing_update["minProperties"] == 1
     assert thing_update["additionalProperties"] is False
     assert thing_update["properties"]["done"]["type"] == "boolean"
     assert "anyOf" not in thing_update["properties"]["title"]
+
+
+class ThingOut(BaseModel):
+    """Not schemas.ThingOut, but with the same name."""
+
+    other: int
+
+
+async def test_two_schemas_with_one_name_are_refused(database_url: str) -> None:
+    app = make_app(database_url)
+
+    @validate_request(ThingOut)
+    async def clash(data: ThingOut) -> str:
+        return ""
+
+    app.add_url_rule("/api/clash", view_func=clash, methods=["POST"])
+    provider = AppOpenAPIProvider(app, app.extensions["QUART_SCHEMA"])
+    with pytest.raises(ValueError, match="two different schemas are both named ThingOut"):
+        provider.schema()

@@ -18,7 +18,7 @@ from ..accounts import (
 )
 from ..auth import admin_required
 from ..models import Account, UserType
-from ..openapi import errors, no_content, signed_in
+from ..openapi import admins_only, errors, no_content
 from ..schemas import CreatedHeaders, PageQuery, UserCreate, UserOut, UserPage, UserUpdate
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -33,8 +33,7 @@ def _user_json(user: Account) -> Response:
 
 
 @bp.get("")
-@signed_in
-@errors(401, 403, 422)
+@admins_only
 @document_response(UserPage)
 @admin_required
 @validate_querystring(PageQuery)
@@ -50,8 +49,8 @@ async def list_users(query_args: PageQuery) -> UserPage:
 
 
 @bp.post("")
-@signed_in
-@errors(400, 401, 403, 409, 413, 415, 422)
+@admins_only
+@errors(409)
 @document_response(UserOut, 201, CreatedHeaders)
 @admin_required
 @validate_request(UserCreate)
@@ -67,8 +66,7 @@ async def create(data: UserCreate) -> ResponseTypes:
 
 
 @bp.get(ONE_USER)
-@signed_in
-@errors(401, 403, 404)
+@admins_only
 @document_response(UserOut)
 @admin_required
 async def get(user_id: int) -> Response:
@@ -80,8 +78,8 @@ async def get(user_id: int) -> Response:
 
 
 @bp.patch(ONE_USER)
-@signed_in
-@errors(400, 401, 403, 404, 409, 413, 415, 422)
+@admins_only
+@errors(409)
 @document_response(UserOut)
 @admin_required
 @validate_request(UserUpdate)
@@ -102,9 +100,9 @@ async def update(user_id: int, data: UserUpdate) -> Response:
 
 
 @bp.delete(ONE_USER)
-@signed_in
+@admins_only
 @no_content
-@errors(401, 403, 404, 409, 415)
+@errors(409)
 @admin_required
 async def delete(user_id: int) -> Response:
     """Delete a user with their sessions and things: 204."""

@@ -10,7 +10,7 @@ from quart_schema import validate_request, validate_response
 from ..accounts import authenticate, check_password, set_password
 from ..auth import current_user, issue_token, sign_in, sign_out
 from ..models import SessionKind
-from ..openapi import errors, no_content, signed_in
+from ..openapi import errors, no_content, signed_in, uses_database
 from ..rate_limits import SIGN_IN_LIMITS
 from ..schemas import Credentials, PasswordChange, TokenOut, UserEnvelope, UserOut
 from ..session_store import revoke_session
@@ -22,7 +22,8 @@ BAD_CREDENTIALS = "Invalid username or password"
 
 @bp.post("/login")
 @rate_limit(limits=SIGN_IN_LIMITS)
-@errors(400, 401, 403, 413, 415, 422, 429)
+@uses_database
+@errors(401)
 @validate_request(Credentials)
 @validate_response(UserEnvelope)
 async def login(data: Credentials) -> UserEnvelope:
@@ -35,7 +36,7 @@ async def login(data: Credentials) -> UserEnvelope:
 
 @bp.post("/logout")
 @no_content
-@errors(403, 415)
+@uses_database
 async def logout() -> Response:
     """End the current session and clear the cookie; 204 even when already signed out."""
     await sign_out()
@@ -44,7 +45,8 @@ async def logout() -> Response:
 
 @bp.post("/tokens")
 @rate_limit(limits=SIGN_IN_LIMITS)
-@errors(400, 401, 403, 413, 415, 422, 429)
+@uses_database
+@errors(401)
 @validate_request(Credentials)
 @validate_response(TokenOut, 201)
 async def create_token(data: Credentials) -> tuple[TokenOut, int]:
@@ -60,7 +62,7 @@ async def create_token(data: Credentials) -> tuple[TokenOut, int]:
 @bp.delete("/tokens/current")
 @signed_in
 @no_content
-@errors(400, 401, 403, 415)
+@errors(400)
 @login_required
 async def revoke_current_token() -> Response:
     """Revoke the bearer token this request was made with."""
@@ -72,7 +74,6 @@ async def revoke_current_token() -> Response:
 
 @bp.get("/me")
 @signed_in
-@errors(401)
 @login_required
 @validate_response(UserEnvelope)
 async def me() -> UserEnvelope:
@@ -84,7 +85,7 @@ async def me() -> UserEnvelope:
 @bp.post("/me/password")
 @signed_in
 @no_content
-@errors(400, 401, 403, 413, 415, 422)
+@errors(403)
 @login_required
 @validate_request(PasswordChange)
 async def change_password(data: PasswordChange) -> Response:

@@ -98,7 +98,6 @@ def _thing_json(row: Row | None) -> Response:
 
 @bp.get("")
 @signed_in
-@errors(401, 422)
 @document_response(ThingPage, 200, TotalCountHeaders)
 @login_required
 @validate_querystring(PageQuery)
@@ -119,7 +118,7 @@ async def list_things(query_args: PageQuery) -> tuple[Response, dict[str, str]]:
 
 @bp.post("")
 @signed_in
-@errors(400, 401, 403, 409, 413, 415, 422)
+@errors(409)
 @document_response(ThingOut, 201, CreatedHeaders)
 @login_required
 @validate_request(ThingCreate)
@@ -138,7 +137,6 @@ async def create_thing(data: ThingCreate) -> ResponseTypes:
 
 @bp.get(ONE_THING)
 @signed_in
-@errors(401, 404)
 @document_response(ThingOut)
 @login_required
 async def get_thing(thing_id: int) -> Response:
@@ -148,7 +146,6 @@ async def get_thing(thing_id: int) -> Response:
 
 @bp.patch(ONE_THING)
 @signed_in
-@errors(400, 401, 403, 404, 413, 415, 422)
 @document_response(ThingOut)
 @login_required
 @validate_request(ThingUpdate)
@@ -168,7 +165,6 @@ async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
 @bp.delete(ONE_THING)
 @signed_in
 @no_content
-@errors(401, 403, 404, 415)
 @login_required
 async def delete_thing(thing_id: int) -> Response:
     """Delete one of the user's things: 204, no body."""
