@@ -1,6 +1,7 @@
 """The production entry point: hypercorn's workers under a supervisor that replaces dead ones.
 
     python -m quart_app.serve -c hypercorn.toml [--bind 127.0.0.1:8080] [--workers 2]
+                              [--certfile cert.pem --keyfile key.pem]
 
 Each worker is hypercorn's own (``asyncio_worker`` or ``uvloop_worker``, as
 ``worker_class`` says), so a request is served exactly as under ``hypercorn -c
@@ -198,6 +199,10 @@ def load_config(arguments: argparse.Namespace) -> Config:
         config.worker_class = arguments.worker_class
     if arguments.backlog is not None:
         config.backlog = arguments.backlog
+    if arguments.certfile is not None:
+        config.certfile = arguments.certfile
+    if arguments.keyfile is not None:
+        config.keyfile = arguments.keyfile
     if config.worker_class not in _WORKERS:
         raise SystemExit(f"worker_class must be one of {sorted(_WORKERS)}")
     if config.workers < 1:
@@ -215,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--access-logfile", help="access log path, '-' for stdout")
     parser.add_argument("-k", "--worker-class", choices=sorted(_WORKERS), help="event loop")
     parser.add_argument("--backlog", type=int, help="listen queue length")
+    parser.add_argument("--certfile", help="PEM certificate chain: serve TLS (with --keyfile)")
+    parser.add_argument("--keyfile", help="PEM private key of the certificate")
     config = load_config(parser.parse_args(argv))
     logging.basicConfig(
         level=logging.INFO,
