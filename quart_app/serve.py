@@ -4,9 +4,11 @@
                               [--certfile cert.pem --keyfile key.pem]
 
 Each worker is hypercorn's own (``asyncio_worker`` or ``uvloop_worker``, as
-``worker_class`` says), so a request is served exactly as under ``hypercorn -c
-hypercorn.toml``. What differs is process management, and that each worker gets its
-own listening sockets (``SO_REUSEPORT``), so the kernel balances connections.
+``worker_class`` says), so a request is served as under ``hypercorn -c
+hypercorn.toml``, except that each worker first applies ``quart_app.hypercorn_fixes``
+(an HTTP/2 connection survives an answer sent before the request body was read). What
+differs otherwise is process management, and that each worker gets its own listening
+sockets (``SO_REUSEPORT``), so the kernel balances connections.
 hypercorn 0.18 stops the whole instance when one worker dies and then exits 0, so a
 ``Restart=on-failure`` unit never restarts it (pgjones/hypercorn#372). Here:
 
@@ -39,6 +41,8 @@ from types import FrameType
 from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
 
+from quart_app import hypercorn_fixes
+
 log = logging.getLogger("quart_app.serve")
 
 DEFAULT_APP = "quart_app.asgi:app"
@@ -55,6 +59,8 @@ _WORKERS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
 def serve_worker(config: Config, sockets: Sockets) -> None:
     """One worker process: hypercorn's worker, stopping when its supervisor is gone."""
     _drain_when_orphaned()
+    # Before any connection is accepted: HTTP/2 needs it (quart_app/hypercorn_fixes.py).
+    hypercorn_fixes.apply()
     # No shutdown event: hypercorn then installs its own SIGTERM/SIGINT handlers, so a
     # signal to this worker alone drains it, like the supervisor's SIGTERM does.
     _WORKERS[config.worker_class](config, sockets)
