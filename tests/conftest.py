@@ -322,8 +322,11 @@ def hypercorn_process(
         *(sys.executable, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml")),
         *("--bind", f"127.0.0.1:{port}"),
     ]
+    verify: ssl.SSLContext | bool
+    url, verify = f"http://127.0.0.1:{port}", True
     if certificate is not None:
         command += ["--certfile", str(certificate.certfile), "--keyfile", str(certificate.keyfile)]
+        url, verify = f"https://127.0.0.1:{port}", certificate.client_context
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -336,11 +339,7 @@ def hypercorn_process(
             start_new_session=True,
         )
         try:
-            if certificate is None:
-                yield LiveServer(f"http://127.0.0.1:{port}", process, log_path)
-            else:
-                url = f"https://127.0.0.1:{port}"
-                yield LiveServer(url, process, log_path, certificate.client_context)
+            yield LiveServer(url, process, log_path, verify)
         finally:
             stop_process_group(process)
 
