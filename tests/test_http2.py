@@ -38,8 +38,8 @@ from tests.conftest import (
 )
 
 MAX_CONTENT_LENGTH = 64 * 1024  # the app's default QUART_MAX_CONTENT_LENGTH
-# Early answers per case on one connection: without the fix, losing the connection
-# is a race over h2c, so one try could pass by luck.
+# Early answers per case on one connection: whether the body's frames arrive after the
+# answer (which is what broke the connection) is a race, so one try could pass by luck.
 REPEATS = 5
 
 
@@ -108,10 +108,11 @@ async def h2_server(
 
 
 def h2_client(server: LiveServer) -> httpx.AsyncClient:
-    """A client on a single connection that speaks only HTTP/2.
+    """A client on a single connection, for HTTP/2.
 
-    Over TLS it offers h2 by ALPN as browsers do; over plain http it speaks HTTP/2 from
-    the first byte (prior knowledge), as a proxy's h2c upstream connection does.
+    Over TLS it offers h2 and http/1.1 by ALPN as browsers do, and the server picks;
+    over plain http it speaks HTTP/2 from the first byte (prior knowledge), as a
+    proxy's h2c upstream connection does.
     """
     return httpx.AsyncClient(
         base_url=server.url,
