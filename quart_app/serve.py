@@ -1,11 +1,14 @@
 """The production entry point: hypercorn's workers under a supervisor that replaces dead ones.
 
     python -m quart_app.serve -c hypercorn.toml [--bind 127.0.0.1:8080] [--workers 2]
+                              [--certfile cert.pem --keyfile key.pem]
 
 Each worker is hypercorn's own (``asyncio_worker`` or ``uvloop_worker``, as
-``worker_class`` says), so a request is served exactly as under ``hypercorn -c
-hypercorn.toml``. What differs is process management, and that each worker gets its
-own listening sockets (``SO_REUSEPORT``), so the kernel balances connections.
+``worker_class`` says), so a request is served as under ``hypercorn -c
+hypercorn.toml``, except that each worker first applies ``quart_app.hypercorn_fixes``
+(an HTTP/2 connection survives an answer sent before the request body was read). What
+differs otherwise is process management, and that each worker gets its own listening
+sockets (``SO_REUSEPORT``), so the kernel balances connections.
 hypercorn 0.18 stops the whole instance when one worker dies and then exits 0, so a
 ``Restart=on-failure`` unit never restarts it (pgjones/hypercorn#372). Here:
 
@@ -38,6 +41,8 @@ from types import FrameType
 from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
 
+from quart_app import hypercorn_fixes
+
 log = logging.getLogger("quart_app.serve")
 
 DEFAULT_APP = "quart_app.asgi:app"
@@ -54,6 +59,8 @@ _WORKERS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
 def serve_worker(config: Config, sockets: Sockets) -> None:
     """One worker process: hypercorn's worker, stopping when its supervisor is gone."""
     _drain_when_orphaned()
+    # Before any connection is accepted: HTTP/2 needs it (quart_app/hypercorn_fixes.py).
+    hypercorn_fixes.apply()
     # No shutdown event: hypercorn then installs its own SIGTERM/SIGINT handlers, so a
     # signal to this worker alone drains it, like the supervisor's SIGTERM does.
     _WORKERS[config.worker_class](config, sockets)
@@ -198,6 +205,10 @@ def load_config(arguments: argparse.Namespace) -> Config:
         config.worker_class = arguments.worker_class
     if arguments.backlog is not None:
         config.backlog = arguments.backlog
+    if arguments.certfile is not None:
+        config.certfile = arguments.certfile
+    if arguments.keyfile is not None:
+        config.keyfile = arguments.keyfile
     if config.worker_class not in _WORKERS:
         raise SystemExit(f"worker_class must be one of {sorted(_WORKERS)}")
     if config.workers < 1:
@@ -215,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--access-logfile", help="access log path, '-' for stdout")
     parser.add_argument("-k", "--worker-class", choices=sorted(_WORKERS), help="event loop")
     parser.add_argument("--backlog", type=int, help="listen queue length")
+    parser.add_argument("--certfile", help="PEM certificate chain: serve TLS (with --keyfile)")
+    parser.add_argument("--keyfile", help="PEM private key of the certificate")
     config = load_config(parser.parse_args(argv))
     logging.basicConfig(
         level=logging.INFO,

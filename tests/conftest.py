@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from hypothesis import settings
 from quart import Quart, Response
 from quart.typing import TestClientProtocol
@@ -274,6 +276,27 @@ async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> 
     return env
 
 
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A certificate for 127.0.0.1 from a throwaway CA, and a client context trusting it."""
+
+    certfile: Path
+    keyfile: Path
+    client_context: ssl.SSLContext
+
+
+def issue_certificate(directory: Path) -> ServerCertificate:
+    """A new CA, and a certificate it signed for 127.0.0.1, written to *directory*."""
+    authority = trustme.CA()
+    leaf = authority.issue_cert("127.0.0.1")
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    keyfile.write_bytes(leaf.private_key_pem.bytes())
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    return ServerCertificate(certfile, keyfile, client_context)
+
+
 @dataclass
 class LiveServer:
     """quart_app.serve's supervisor, its hypercorn workers serving quart_app.asgi:app."""
@@ -281,24 +304,32 @@ class LiveServer:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    # What a client checks the server's certificate against (https only).
+    verify: ssl.SSLContext | bool = True
 
 
 @contextmanager
-def hypercorn_process(env: dict[str, str], workdir: Path, name: str) -> Iterator[LiveServer]:
-    """Serve on a free port, the output in ``<workdir>/<name>.log``; stop the server after."""
+def hypercorn_process(
+    env: dict[str, str], workdir: Path, name: str, certificate: ServerCertificate | None = None
+) -> Iterator[LiveServer]:
+    """Serve on a free port, the output in ``<workdir>/<name>.log``; stop the server after.
+
+    With a *certificate* it serves TLS (HTTP/2 or HTTP/1.1, as the client offers).
+    """
     port = free_port()
     log_path = workdir / f"{name}.log"
+    command = [
+        *(sys.executable, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml")),
+        *("--bind", f"127.0.0.1:{port}"),
+    ]
+    verify: ssl.SSLContext | bool
+    url, verify = f"http://127.0.0.1:{port}", True
+    if certificate is not None:
+        command += ["--certfile", str(certificate.certfile), "--keyfile", str(certificate.keyfile)]
+        url, verify = f"https://127.0.0.1:{port}", certificate.client_context
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "quart_app.serve",
-                "-c",
-                str(ROOT / "hypercorn.toml"),
-                "--bind",
-                f"127.0.0.1:{port}",
-            ],
+            command,
             env=env,
             cwd=workdir,
             stdout=log,
@@ -308,7 +339,7 @@ def hypercorn_process(env: dict[str, str], workdir: Path, name: str) -> Iterator
             start_new_session=True,
         )
         try:
-            yield LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+            yield LiveServer(url, process, log_path, verify)
         finally:
             stop_process_group(process)
 
@@ -327,7 +358,7 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 async def wait_until_serving(server: LiveServer) -> None:
     """Return once /healthz answers; fail with the server's log if it never does."""
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=server.url, verify=server.verify) as client:
         for _ in range(STARTUP_SECONDS * 10):
             if server.process.poll() is not None:
                 output = server.log_path.read_text()
