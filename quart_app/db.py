@@ -127,20 +127,21 @@ class _Compiled:
 _UTC_DATETIME = UTCDateTime()
 
 
+# Converters run for every value of every row read, hence one plain call each.
 def _from_sqlite_datetime(value: str | None) -> datetime | None:
-    parsed = None if value is None else datetime.fromisoformat(value)
-    return _UTC_DATETIME.process_result_value(parsed, _DIALECTS["sqlite"])
+    # Stored as naive UTC (see UTCDateTime).
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _from_sqlite_bool(value: int | None) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _sqlite_converter(column_type: Any) -> Callable[[Any], Any] | None:
-    if isinstance(column_type, UTCDateTime | DateTime):
+def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
+    if isinstance(column.type, UTCDateTime | DateTime):
         return _from_sqlite_datetime
-    if isinstance(column_type, Boolean):
-        return _from_sqlite_bool
+    if isinstance(column.type, Boolean):
+        return bool if getattr(column, "nullable", True) is False else _from_sqlite_bool
     return None
 
 
@@ -162,7 +163,7 @@ class Query:
             converters: list[tuple[str, Callable[[Any], Any]]] = []
             if dialect == "sqlite":
                 for column in self.statement.exported_columns:
-                    convert = _sqlite_converter(column.type)
+                    convert = _sqlite_converter(column)
                     if convert is not None:
                         converters.append((str(column.key), convert))
             fixed = {name: value for name, value in compiled.params.items() if value is not None}
