@@ -187,17 +187,10 @@ def serve(command: list[str], env: dict[str, str], workdir: Path, probe: str) ->
             process.wait(timeout=10)
 
 
-def hypercorn(app: str, access_log: Path | None = None) -> list[str]:
-    # Access logging off unless *access_log* names a file (scenario F, every target
-    # alike): to the terminal it would measure the terminal.
-    return [
-        PYTHON, "-m", "hypercorn", "-c", str(ROOT / "hypercorn.toml"),
-        "--bind", "127.0.0.1:{port}", "--access-logfile", str(access_log or "/dev/null"), app,
-    ]  # fmt: skip
-
-
 def quart_app_server(access_log: Path | None = None, *options: str) -> list[str]:
-    # As deployed: the supervisor of docs/deploy.md over hypercorn's own workers.
+    # As deployed: the supervisor of docs/deploy.md over hypercorn's own workers. Access
+    # logging off unless *access_log* names a file (scenario F, every target alike): to
+    # the terminal it would measure the terminal.
     return [
         PYTHON, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml"),
         "--bind", "127.0.0.1:{port}", "--access-logfile", str(access_log or "/dev/null"),
@@ -339,26 +332,35 @@ class Bench:
         numbers = run_wrk(base + path, connections, self.seconds, headers)
         return self.record(scenario, target, path, connections, **numbers)
 
-    def scenario_a_and_c_ceiling(self, app_base: str) -> None:
-        env = dict(os.environ)
-        with (
-            serve(hypercorn("bench.bare_quart:app"), env, self.workdir, "/api/status") as bare,
-            serve(hypercorn("bench.raw_asgi:app"), env, self.workdir, "/") as raw,
-        ):
-            for connections in SWEEP:
-                for target, base in (
-                    ("quart_app", app_base),
-                    ("bare Quart", bare),
-                    ("raw ASGI", raw),
-                ):
-                    scenario = "A" if connections == SWEEP[0] else "C"
-                    self.load(scenario, target, base, "/api/status", connections)
+    def scenario_a_and_b_side_by_side(
+        self, targets: dict[str, tuple[str, str, Sequence[str]]]
+    ) -> None:
+        """A and B at 64 connections: every target loaded in turn, ``repeat`` rounds.
 
-    def scenario_b_and_c_authenticated(self, label: str, base: str, token: str) -> None:
-        bearer = [f"Authorization: Bearer {token}"]
-        for connections in SWEEP:
-            scenario = "B" if connections == SWEEP[0] else "C"
-            self.load(scenario, f"quart_app {label}", base, "/api/things", connections, bearer)
+        *targets* maps a label to (scenario, base URL + path, headers). Drift on the
+        machine hits each target alike, and each result is the median of its runs.
+        """
+        runs: dict[str, list[dict[str, float]]] = {target: [] for target in targets}
+        for round_number in range(1, self.repeat + 1):
+            for target, (_, url, headers) in targets.items():
+                numbers = run_wrk(url, 64, self.seconds, headers)
+                runs[target].append(numbers)
+                print(
+                    f"    run {round_number}/{self.repeat} {target}: "
+                    f"{numbers['requests_per_second']:.0f} req/s",
+                    flush=True,
+                )
+        for target, (scenario, url, _) in targets.items():
+            path = "/" + url.split("/", 3)[3]
+            result = self.record(scenario, target, path, 64, **summarise(runs[target]))
+            result.runs = runs[target]
+
+    def scenario_c_sweep(self, targets: dict[str, tuple[str, Sequence[str]]]) -> None:
+        """C: each target at the sweep's larger connection counts."""
+        for connections in SWEEP[1:]:
+            for target, (url, headers) in targets.items():
+                numbers = run_wrk(url, connections, self.seconds, headers)
+                self.record("C", target, "/" + url.split("/", 3)[3], connections, **numbers)
 
     def scenario_d_logins(self, base: str, token: str) -> None:
         """p99 of /api/status and of the authenticated list, idle and under sign-ins."""
@@ -485,7 +487,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "10")))
     parser.add_argument("--output", type=Path, default=DOCS / "benchmarks.json")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="wrk runs per target in scenario F (median kept)"
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of wrk runs per target in scenarios A, B and F (median kept)",
     )
     parser.add_argument(
         "--scenarios",
@@ -504,29 +509,54 @@ def main(argv: Sequence[str] | None = None) -> None:
         bench = Bench(args.seconds, workdir, args.repeat)
         sqlite_env = app_env(f"sqlite+aiosqlite:///{workdir / 'bench.sqlite3'}")
         prepare_database(sqlite_env)
-        with serve(quart_app_server(), sqlite_env, workdir, "/healthz") as app:
-            token = bench_token_and_things(app)
-            if wanted & {"A", "C"}:
-                bench.scenario_a_and_c_ceiling(app)
-            if wanted & {"B", "C"}:
-                bench.scenario_b_and_c_authenticated("SQLite", app, token)
+        postgres_env = app_env(asyncio.run(reset_postgres()))
+        prepare_database(postgres_env)
+        with ExitStack() as servers:
+            app = servers.enter_context(serve(quart_app_server(), sqlite_env, workdir, "/healthz"))
+            app_pg = servers.enter_context(
+                serve(quart_app_server(), postgres_env, workdir, "/healthz")
+            )
+            token, token_pg = bench_token_and_things(app), bench_token_and_things(app_pg)
+            env = dict(os.environ)
+            bare = servers.enter_context(
+                serve(quart_app_server(None, "bench.bare_quart:app"), env, workdir, "/api/status")
+            )
+            raw = servers.enter_context(
+                serve(quart_app_server(None, "bench.raw_asgi:app"), env, workdir, "/")
+            )
+            status = {
+                "quart_app": app + "/api/status",
+                "bare Quart": bare + "/api/status",
+                "raw ASGI": raw + "/api/status",
+            }
+            lists = {
+                "quart_app SQLite": (app + "/api/things", [f"Authorization: Bearer {token}"]),
+                "quart_app PostgreSQL": (
+                    app_pg + "/api/things",
+                    [f"Authorization: Bearer {token_pg}"],
+                ),
+            }
+            side_by_side: dict[str, tuple[str, str, Sequence[str]]] = {}
+            if "A" in wanted:
+                side_by_side.update({target: ("A", url, ()) for target, url in status.items()})
+            if "B" in wanted:
+                side_by_side.update({t: ("B", url, h) for t, (url, h) in lists.items()})
+            if side_by_side:
+                bench.scenario_a_and_b_side_by_side(side_by_side)
+            if "C" in wanted:
+                bench.scenario_c_sweep(
+                    {**{target: (url, ()) for target, url in status.items()}, **lists}
+                )
             if "D" in wanted:
                 bench.scenario_d_logins(app, token)
             if "E" in wanted:
                 bench.scenario_e_flask(app)
         if "G" in wanted:
             bench.scenario_g_serving(sqlite_env)
-        # F starts its own servers, on the data and with the token made above.
+        # F starts its own servers, on the data and with the tokens made above.
         if "F" in wanted:
             bench.scenario_f_flask_list("SQLite", sqlite_env, token)
-        postgres_env = app_env(asyncio.run(reset_postgres()))
-        prepare_database(postgres_env)
-        with serve(quart_app_server(), postgres_env, workdir, "/healthz") as app:
-            token = bench_token_and_things(app)
-            if wanted & {"B", "C"}:
-                bench.scenario_b_and_c_authenticated("PostgreSQL", app, token)
-        if "F" in wanted:
-            bench.scenario_f_flask_list("PostgreSQL", postgres_env, token)
+            bench.scenario_f_flask_list("PostgreSQL", postgres_env, token_pg)
     report = {
         "started": started.isoformat(timespec="seconds"),
         "seconds_per_run": args.seconds,
