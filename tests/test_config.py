@@ -6,7 +6,7 @@ import pytest
 
 from quart_app import create_app
 from quart_app.config import InsecureConfigError
-from tests.conftest import TEST_CONFIG
+from tests.helpers.apps import TEST_CONFIG
 
 
 @pytest.mark.parametrize("secret", [None, "", "dev", "changeme", "short-but-not-placeholder"])

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from quart_app.models import User
 from quart_app.passwords import passwords
-from tests.conftest import Account, Client, make_app, stored
+from tests.helpers.apps import Account, Client, make_app, stored
 
 
 async def test_hashes_are_argon2id_with_the_configured_costs(app: Quart) -> None:

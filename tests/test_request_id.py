@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.conftest import Account, Client, make_app, reset_schema
+from tests.helpers.apps import Account, Client, make_app
+from tests.helpers.services import reset_schema
 
 
 @pytest.mark.parametrize("path", ["/", "/api/status", "/api/no/such/route", "/static/js/api.js"])
