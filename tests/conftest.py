@@ -5,6 +5,7 @@ The plain helpers the tests import live in tests/helpers/.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import settings
 from quart import Quart
 from redis import asyncio as aioredis
 
+from quart_app import create_app
 from quart_app.models import UserType
 from tests.helpers.apps import (
     ADMIN_PASSWORD,
@@ -58,6 +60,25 @@ async def app(database_url: str) -> AsyncIterator[Quart]:
     """A started app on an empty schema."""
     await reset_schema(database_url)
     application = make_app(database_url)
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+async def production_app(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Quart]:
+    """A started app on an empty schema, configured as in production: not testing, the
+    defaults throughout, only a real secret and the database given."""
+    for name in [name for name in os.environ if name.startswith("QUART_")]:
+        monkeypatch.delenv(name)
+    await reset_schema(database_url)
+    application = create_app(
+        {
+            "SECRET_KEY": "a-production-secret-key-of-48-characters-or-more",
+            "DATABASE_URL": database_url,
+        }
+    )
     async with application.test_app():
         yield application
 
