@@ -1,4 +1,5 @@
-"""Configuration from QUART_* variables, and the refusal to run with a weak secret."""
+"""Configuration from QUART_* variables, the refusal to run with a weak secret, and what
+production's defaults give users."""
 
 from __future__ import annotations
 
@@ -40,24 +41,29 @@ def test_production_starts_with_a_real_secret_from_the_environment(
     assert app.config["SESSION_COOKIE_SECURE"] is False
 
 
+SIGN_IN = {"username": "alice", "password": USER_PASSWORD}
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "cookie", "lifetime"),
+    ("method", "path", "body", "cookie", "lifetime"),
     [
-        ("POST", "/api/login", "quart_app_auth", f"Max-Age={7 * 24 * 3600}"),
+        ("POST", "/api/login", SIGN_IN, "quart_app_auth", f"Max-Age={7 * 24 * 3600}"),
         # The signed cookie session of the HTML forms: their CSRF token, flash messages.
-        ("GET", "/login", "session", None),
+        ("GET", "/login", None, "session", None),
     ],
     ids=["auth", "session"],
 )
 async def test_production_cookies_are_secure_http_only_and_same_site_lax(
-    production_app: Quart, method: str, path: str, cookie: str, lifetime: str | None
+    production_app: Quart,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    cookie: str,
+    lifetime: str | None,
 ) -> None:
     await add_user(production_app, "alice", USER_PASSWORD, UserType.USER)
     response = await production_app.test_client().open(
-        path,
-        method=method,
-        json={"username": "alice", "password": USER_PASSWORD} if method == "POST" else None,
-        scheme="https",
+        path, method=method, json=body, scheme="https"
     )
     assert response.status_code == 200
     [set_cookie] = [
