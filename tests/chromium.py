@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, Route, async_playwright
 
-from tests.conftest import IN_CI, ROOT, skip_or_fail
+from tests.helpers.live import ROOT
+from tests.helpers.services import IN_CI, skip_or_fail
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRED = IN_CI or os.environ.get("REQUIRE_BROWSER") == "1"

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from quart_app.accounts import UsernameTakenError, create_user, find_user, username_key
 from quart_app.models import UserType
-from tests.conftest import make_app, reset_schema
+from tests.helpers.apps import make_app
+from tests.helpers.services import reset_schema
 
 USERNAMES = st.from_regex(r"\A[A-Za-z0-9_.-]{3,32}\Z")
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from tests.conftest import Account, Client, signed_in_client
+from tests.helpers.apps import Account, Client, signed_in_client
 
 
 async def test_list_users(admin_client: Client, user: Account) -> None:

@@ -8,7 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 from quart import Quart
 
-from tests.conftest import Account, Client, bearer_headers, signed_in_client
+from tests.helpers.apps import Account, Client, bearer_headers, signed_in_client
 
 BAD_LOGIN = {"error": "Invalid username or password"}
 

@@ -9,7 +9,7 @@ from quart import Quart
 from sqlalchemy import select
 
 from quart_app.models import Thing, UserType
-from tests.conftest import Account, Client, add_user, create_thing, signed_in_client, stored
+from tests.helpers.apps import Account, Client, add_user, create_thing, signed_in_client, stored
 
 
 async def create(client: Client, title: str, **extra: object) -> dict[str, object]:

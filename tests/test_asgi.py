@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
-from tests.conftest import token_for
+from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
+from tests.helpers.live import token_for
 
 
 @pytest.mark.live

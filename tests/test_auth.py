@@ -15,7 +15,7 @@ from quart_app.auth import VERIFIED_TOKENS, AppAuth, admin_required, auth, curre
 from quart_app.db import Query, db, utcnow
 from quart_app.models import AuthSession
 from quart_app.session_store import hash_session_id
-from tests.conftest import Account, Client, bearer_headers, make_app, signed_in_client, stored
+from tests.helpers.apps import Account, Client, bearer_headers, make_app, signed_in_client, stored
 
 COOKIE = "quart_app_auth"
 ADMIN_ERROR = {"error": "Admin access is required"}

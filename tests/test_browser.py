@@ -17,7 +17,7 @@ from sqlalchemy import update
 from quart_app.db import build_engine, utcnow
 from quart_app.models import AuthSession
 from tests.chromium import inline_script_runs, open_tab
-from tests.conftest import ADMIN_LIVE_PASSWORD, create_live_user
+from tests.helpers.live import ADMIN_LIVE_PASSWORD, create_live_user
 
 # `make screenshot` names the file to write (docs/ajax.png); a plain test run writes none.
 SCREENSHOT = os.environ.get("AJAX_SCREENSHOT")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from quart_app.db import build_engine
 from quart_app.models import AuthSession, Thing
 from tests.chromium import Tab, inline_script_runs, open_tab
-from tests.conftest import SQLITE_ONLY, create_live_user
+from tests.helpers.live import SQLITE_ONLY, create_live_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -9,7 +9,8 @@ import pytest
 from click.testing import Result
 from quart import Quart
 
-from tests.conftest import make_app, reset_schema
+from tests.helpers.apps import make_app
+from tests.helpers.services import reset_schema
 
 
 @pytest.fixture

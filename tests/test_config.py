@@ -1,12 +1,17 @@
-"""Configuration from QUART_* variables, and the refusal to run with a weak secret."""
+"""Configuration from QUART_* variables, the refusal to run with a weak secret, and what
+production's defaults give users."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from quart import Quart
 
 from quart_app import create_app
 from quart_app.config import InsecureConfigError
-from tests.conftest import TEST_CONFIG
+from quart_app.models import UserType
+from tests.helpers.apps import TEST_CONFIG, USER_PASSWORD, add_user
 
 
 @pytest.mark.parametrize("secret", [None, "", "dev", "changeme", "short-but-not-placeholder"])
@@ -36,14 +41,48 @@ def test_production_starts_with_a_real_secret_from_the_environment(
     assert app.config["SESSION_COOKIE_SECURE"] is False
 
 
-def test_defaults_are_safe(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("QUART_AUTH_DURATION", "QUART_AUTH_COOKIE_SECURE", "QUART_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    app = create_app({**TEST_CONFIG, "AUTH_COOKIE_SECURE": True})
-    assert app.config["QUART_AUTH_COOKIE_SECURE"] is True
-    assert app.config["QUART_AUTH_COOKIE_HTTP_ONLY"] is True
-    assert app.config["QUART_AUTH_COOKIE_SAMESITE"] == "Lax"
-    assert app.config["QUART_AUTH_DURATION"] == 7 * 24 * 3600
-    assert app.config["MAX_CONTENT_LENGTH"] == 64 * 1024
-    assert app.config["DATABASE_URL"].startswith("sqlite+aiosqlite:///")
-    assert app.config["DATABASE_URL"].endswith("instance/quart_app.sqlite3")
+SIGN_IN = {"username": "alice", "password": USER_PASSWORD}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "cookie", "lifetime"),
+    [
+        ("POST", "/api/login", SIGN_IN, "quart_app_auth", f"Max-Age={7 * 24 * 3600}"),
+        # The signed cookie session of the HTML forms: their CSRF token, flash messages.
+        ("GET", "/login", None, "session", None),
+    ],
+    ids=["auth", "session"],
+)
+async def test_production_cookies_are_secure_http_only_and_same_site_lax(
+    production_app: Quart,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    cookie: str,
+    lifetime: str | None,
+) -> None:
+    await add_user(production_app, "alice", USER_PASSWORD, UserType.USER)
+    response = await production_app.test_client().open(
+        path, method=method, json=body, scheme="https"
+    )
+    assert response.status_code == 200
+    [set_cookie] = [
+        value for value in response.headers.getlist("Set-Cookie") if value.startswith(f"{cookie}=")
+    ]
+    attributes = {
+        part.strip().split("=")[0].lower(): part.strip() for part in set_cookie.split(";")[1:]
+    }
+    assert "secure" in attributes
+    assert "httponly" in attributes
+    assert attributes["samesite"] == "SameSite=Lax"
+    if lifetime is not None:
+        assert attributes["max-age"] == lifetime
+
+
+def test_without_a_database_url_the_app_uses_sqlite_in_its_instance_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("QUART_DATABASE_URL", raising=False)
+    app = create_app(TEST_CONFIG)
+    path = Path(app.instance_path) / "quart_app.sqlite3"
+    assert app.config["DATABASE_URL"] == f"sqlite+aiosqlite:///{path}"

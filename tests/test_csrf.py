@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from quart import Quart
 
-from tests.conftest import Account, Client, bearer_headers, signed_in_client, submit_form
+from tests.helpers.apps import Account, Client, bearer_headers, signed_in_client, submit_form
 
 OWN_ORIGIN = "http://localhost"
 

@@ -27,13 +27,8 @@ import pytest
 
 from quart_app.config import DEFAULTS
 from quart_app.models import UserType
-from tests.conftest import (
-    add_user,
-    hypercorn_process,
-    make_app,
-    prepare_server_env,
-    wait_until_serving,
-)
+from tests.helpers.apps import add_user, make_app
+from tests.helpers.live import hypercorn_process, prepare_server_env, wait_until_serving
 
 pytestmark = pytest.mark.live
 

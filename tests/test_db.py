@@ -13,7 +13,8 @@ import pytest
 from quart import Quart
 
 from quart_app.models import UserType
-from tests.conftest import Account, Client, add_user, bearer_headers, make_app, reset_schema
+from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
+from tests.helpers.services import reset_schema
 
 
 @pytest.fixture

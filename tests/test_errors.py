@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from quart import Quart
 
-from tests.conftest import Account, Client, make_app, signed_in_client
+from tests.helpers.apps import Account, Client, make_app, signed_in_client
 
 
 @dataclass

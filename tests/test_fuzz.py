@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_LIVE_PASSWORD
+from tests.helpers.live import ADMIN_LIVE_PASSWORD
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))

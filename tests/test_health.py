@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from quart_app.models import UserType
-from tests.conftest import (
-    Account,
-    Client,
-    TcpRelay,
-    add_user,
-    bearer_headers,
-    make_app,
-    reset_schema,
-    signed_in_client,
-)
+from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app, signed_in_client
+from tests.helpers.relay import TcpRelay
+from tests.helpers.services import reset_schema
 
 
 async def test_healthz_answers_200(client: Client) -> None:

@@ -25,17 +25,17 @@ from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
 
 from quart_app import hypercorn_fixes
-from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
-from tests.conftest import (
+from tests.helpers.apps import make_app
+from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
+from tests.helpers.live import (
     LiveServer,
     free_port,
     hypercorn_process,
     issue_certificate,
-    make_app,
     prepare_server_env,
-    reset_schema,
     wait_until_serving,
 )
+from tests.helpers.services import reset_schema
 
 MAX_CONTENT_LENGTH = 64 * 1024  # the app's default QUART_MAX_CONTENT_LENGTH
 # Early answers per case on one connection: whether the body's frames arrive after the

@@ -8,7 +8,7 @@ import pytest
 from babel.messages.extract import extract_from_dir
 
 from quart_app.i18n import load_catalog
-from tests.conftest import Client
+from tests.helpers.apps import Client
 
 PACKAGE = Path(__file__).resolve().parent.parent / "quart_app"
 

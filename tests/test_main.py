@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import Account, Client, submit_form
+from tests.helpers.apps import Account, Client, submit_form
 
 
 async def test_index_is_a_plain_string_served_as_html(client: Client) -> None:

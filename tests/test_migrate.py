@@ -29,7 +29,7 @@ from quart_app.migrate import (
     upgrade_database,
 )
 from quart_app.models import AuthSession, Thing, UserType
-from tests.conftest import (
+from tests.helpers.apps import (
     ADMIN_PASSWORD,
     USER_PASSWORD,
     Client,
@@ -38,10 +38,10 @@ from tests.conftest import (
     browser_client,
     create_thing,
     make_app,
-    reset_schema,
     signed_in_client,
     stored,
 )
+from tests.helpers.services import reset_schema
 
 HEAD = "0003"
 # The tables whose rows every migration must keep, with a column that orders them.

@@ -10,7 +10,7 @@ from quart import Quart
 from quart_schema import validate_request
 
 from quart_app.openapi import AppOpenAPIProvider
-from tests.conftest import Client, make_app
+from tests.helpers.apps import Client, make_app
 
 PUBLIC = {
     ("get", "/api/status"),

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_LIVE_PASSWORD
+from tests.helpers.live import ADMIN_LIVE_PASSWORD
 
 pytestmark = pytest.mark.live
 

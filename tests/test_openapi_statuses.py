@@ -23,17 +23,17 @@ from quart_app.config import DEFAULTS
 from quart_app.db import MAX_ID, build_engine
 from quart_app.models import UserType
 from quart_app.schemas import Error
-from tests.conftest import (
+from tests.helpers.apps import (
     USER_PASSWORD,
     Account,
     Client,
-    TcpRelay,
     add_user,
     bearer_headers,
     make_app,
-    reset_schema,
     signed_in_client,
 )
+from tests.helpers.relay import TcpRelay
+from tests.helpers.services import reset_schema
 from tests.test_openapi import ERROR_STATUSES
 
 Operation = tuple[str, str]

@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quart_app.db import build_engine
 from quart_app.models import UserType
-from tests.conftest import ADMIN_PASSWORD, USER_PASSWORD, Client, add_user, make_app, reset_schema
+from tests.helpers.apps import ADMIN_PASSWORD, USER_PASSWORD, Client, add_user, make_app
+from tests.helpers.services import reset_schema
 
 # Rounds per test: enough that today's races show up on every run, few enough that the
 # module stays well under a minute on two cores.

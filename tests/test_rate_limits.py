@@ -15,15 +15,9 @@ from redis import asyncio as aioredis
 from quart_app import rate_limits
 from quart_app.models import UserType
 from quart_app.rate_limits import ExpiringMemoryStore
-from tests.conftest import (
-    Account,
-    Client,
-    add_user,
-    free_port,
-    make_app,
-    reset_schema,
-    submit_form,
-)
+from tests.helpers.apps import Account, Client, add_user, make_app, submit_form
+from tests.helpers.live import free_port
+from tests.helpers.services import reset_schema
 
 PER_USERNAME, PER_ADDRESS = 10, 30
 

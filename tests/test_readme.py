@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.chromium import LIBRARY_FILES, open_tab
-from tests.conftest import ROOT, SQLITE_ONLY, create_live_user
+from tests.helpers.live import ROOT, SQLITE_ONLY, create_live_user
 
 README_URL = "http://127.0.0.1:8080"
 EXAMPLE = re.compile(

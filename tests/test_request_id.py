@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from tests.conftest import Account, Client, make_app, reset_schema
+from tests.helpers.apps import Account, Client, make_app
+from tests.helpers.services import reset_schema
 
 
 @pytest.mark.parametrize("path", ["/", "/api/status", "/api/no/such/route", "/static/js/api.js"])
@@ -65,12 +66,58 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_is_the_client(
     assert "Secure" in signed_in.headers["Set-Cookie"]
 
 
-async def test_without_a_proxy_forwarded_headers_change_nothing(database_url: str) -> None:
+@pytest.mark.parametrize(("hops", "status"), [(0, 429), (1, 401)])
+async def test_x_forwarded_for_names_the_rate_limited_client_only_behind_a_trusted_proxy(
+    database_url: str, hops: int, status: int
+) -> None:
+    # 30 failed sign-ins a minute per client address: each of these claims another one.
     await reset_schema(database_url)
-    app = make_app(database_url)
+    app = make_app(database_url, PROXY_TRUSTED_HOPS=hops)
     async with app.test_app():
-        response = await app.test_client().get(
-            "/api/status", headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil"}
+        client = app.test_client()
+        for n in range(30):
+            response = await client.post(
+                "/api/login",
+                json={"username": f"name{n}", "password": "x"},
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+            )
+            assert response.status_code == 401
+        next_one = await client.post(
+            "/api/login",
+            json={"username": "last", "password": "x"},
+            headers={"X-Forwarded-For": "203.0.113.100"},
         )
-        assert response.status_code == 200
-    assert app.asgi_app.__self__ is app  # type: ignore[attr-defined]
+    assert next_one.status_code == status
+
+
+@pytest.mark.parametrize(
+    ("hops", "origin", "status"),
+    [
+        (0, "http://localhost", 201),
+        (0, "https://localhost", 403),
+        (1, "http://localhost", 403),
+        (1, "https://localhost", 201),
+    ],
+)
+async def test_x_forwarded_proto_sets_the_origin_only_behind_a_trusted_proxy(
+    database_url: str, user: Account, hops: int, origin: str, status: int
+) -> None:
+    # A cookie-authenticated write without Fetch metadata: its Origin must be the app's,
+    # which is https only when a trusted proxy says the browser used https.
+    app = make_app(database_url, PROXY_TRUSTED_HOPS=hops)
+    async with app.test_app():
+        client = app.test_client()
+        signed_in = await client.post(
+            "/api/login", json={"username": user.username, "password": user.password}
+        )
+        assert signed_in.status_code == 200
+        response = await client.post(
+            "/api/things",
+            json={"title": "forwarded"},
+            headers={
+                "Origin": origin,
+                "X-Forwarded-For": "203.0.113.5",
+                "X-Forwarded-Proto": "https",
+            },
+        )
+    assert response.status_code == status

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Client
+from tests.helpers.apps import Client
 
 ASCII_DIGITS = "0123456789"
 ARABIC_INDIC = str.maketrans(ASCII_DIGITS, "".join(chr(0x0660 + n) for n in range(10)))

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from quart_app.db import build_engine
 from quart_app.models import Thing
-from tests.conftest import (
+from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,
     hypercorn_process,
     prepare_server_env,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from quart import Quart
 
-from tests.conftest import Client
+from tests.helpers.apps import Client
 
 
 @pytest.mark.parametrize(

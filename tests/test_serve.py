@@ -19,16 +19,9 @@ from sqlalchemy import select
 
 from quart_app.models import Thing
 from quart_app.serve import CRASH_LIMIT, describe_exit
-from tests.conftest import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
-from tests.conftest import (
-    ROOT,
-    LiveServer,
-    free_port,
-    make_app,
-    stop_process_group,
-    stored,
-    token_for,
-)
+from tests.helpers.apps import make_app, stored
+from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
+from tests.helpers.live import ROOT, LiveServer, free_port, stop_process_group, token_for
 
 GRACEFUL_TIMEOUT = 10  # hypercorn.toml
 CREDENTIALS = {"username": "admin", "password": ADMIN_PASSWORD}

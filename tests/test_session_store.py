@@ -13,15 +13,8 @@ from quart_app.auth import auth
 from quart_app.db import Query, db, utcnow
 from quart_app.models import AuthSession, UserType
 from quart_app.session_store import hash_session_id
-from tests.conftest import (
-    Account,
-    Client,
-    add_user,
-    bearer_headers,
-    make_app,
-    reset_schema,
-    stored,
-)
+from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app, stored
+from tests.helpers.services import reset_schema
 
 _EXPIRE = Query(
     update(AuthSession)

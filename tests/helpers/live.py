@@ -1,0 +1,174 @@
+"""A real server: quart_app.serve with the project's hypercorn.toml, on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from tests.helpers.services import reset_schema
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+ADMIN_LIVE_PASSWORD = "live-admin-password"
+STARTUP_SECONDS = 30
+
+# For live tests whose subject is not the database: one server, on SQLite.
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (yet)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
+    """Environment for live servers on an empty, migrated database with an admin."""
+    await reset_schema(database_url, create=False)
+    env = dict(os.environ)
+    env.update(
+        QUART_SECRET_KEY="live-test-secret-" * 3,
+        QUART_DATABASE_URL=database_url,
+        QUART_AUTH_COOKIE_SECURE="false",
+        ADMIN_PASSWORD=ADMIN_LIVE_PASSWORD,
+        **extra,
+    )
+    init = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "quart", "--app", "quart_app", "init-db"),
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(init.communicate(), timeout=60)
+    assert init.returncode == 0, stderr.decode()
+    assert "Created 'admin'" in stdout.decode()
+    return env
+
+
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A certificate for 127.0.0.1 from a throwaway CA, and a client context trusting it."""
+
+    certfile: Path
+    keyfile: Path
+    client_context: ssl.SSLContext
+
+
+def issue_certificate(directory: Path) -> ServerCertificate:
+    """A new CA, and a certificate it signed for 127.0.0.1, written to *directory*."""
+    authority = trustme.CA()
+    leaf = authority.issue_cert("127.0.0.1")
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems))
+    keyfile.write_bytes(leaf.private_key_pem.bytes())
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    return ServerCertificate(certfile, keyfile, client_context)
+
+
+@dataclass
+class LiveServer:
+    """quart_app.serve's supervisor, its hypercorn workers serving quart_app.asgi:app."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    # What a client checks the server's certificate against (https only).
+    verify: ssl.SSLContext | bool = True
+
+
+@contextmanager
+def hypercorn_process(
+    env: dict[str, str], workdir: Path, name: str, certificate: ServerCertificate | None = None
+) -> Iterator[LiveServer]:
+    """Serve on a free port, the output in ``<workdir>/<name>.log``; stop the server after.
+
+    With a *certificate* it serves TLS (HTTP/2 or HTTP/1.1, as the client offers).
+    """
+    port = free_port()
+    log_path = workdir / f"{name}.log"
+    command = [
+        *(sys.executable, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml")),
+        *("--bind", f"127.0.0.1:{port}"),
+    ]
+    verify: ssl.SSLContext | bool
+    url, verify = f"http://127.0.0.1:{port}", True
+    if certificate is not None:
+        command += ["--certfile", str(certificate.certfile), "--keyfile", str(certificate.keyfile)]
+        url, verify = f"https://127.0.0.1:{port}", certificate.client_context
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group: killing the supervisor alone would orphan the
+            # workers, and with them their sockets and database connections.
+            start_new_session=True,
+        )
+        try:
+            yield LiveServer(url, process, log_path, verify)
+        finally:
+            stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a server's whole process group, then SIGKILL whatever is left."""
+    group = process.pid  # start_new_session made the server its group's leader
+    with suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)  # workers that outlived their supervisor
+    process.wait(timeout=10)
+
+
+async def wait_until_serving(server: LiveServer) -> None:
+    """Return once /healthz answers; fail with the server's log if it never does."""
+    async with httpx.AsyncClient(base_url=server.url, verify=server.verify) as client:
+        for _ in range(STARTUP_SECONDS * 10):
+            if server.process.poll() is not None:
+                output = server.log_path.read_text()
+                pytest.fail(f"hypercorn exited with {server.process.returncode}:\n{output}")
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    pytest.fail(f"hypercorn did not answer within {STARTUP_SECONDS}s")
+
+
+async def token_for(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    """Bearer headers for *username*, signed in over real HTTP."""
+    issued = await client.post("/api/tokens", json={"username": username, "password": password})
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"Bearer {issued.json()['token']}"}
+
+
+async def create_live_user(base_url: str, username: str, password: str) -> int:
+    """Create a plain user on the live server at *base_url*, as its admin; return the id."""
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        headers = await token_for(client, "admin", ADMIN_LIVE_PASSWORD)
+        created = await client.post(
+            "/api/admin/users", json={"username": username, "password": password}, headers=headers
+        )
+    assert created.status_code == 201, created.text
+    user_id: int = created.json()["id"]
+    return user_id
