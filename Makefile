@@ -32,7 +32,8 @@ instance/secret_key:
 run: $(VENV)/.installed instance/secret_key
 	QUART_SECRET_KEY="$$(cat instance/secret_key)" $(BIN)/quart --app quart_app init-db
 	@echo "Serving on $(HOST_PORT)"
-	QUART_SECRET_KEY="$$(cat instance/secret_key)" QUART_AUTH_COOKIE_SECURE=false \
+	QUART_SECRET_KEY="$$(cat instance/secret_key)" \
+		QUART_AUTH_COOKIE_SECURE=false QUART_SESSION_COOKIE_SECURE=false \
 		$(BIN)/python -m quart_app.serve -c hypercorn.toml
 
 lint: $(VENV)/.installed-test

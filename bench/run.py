@@ -249,6 +249,7 @@ def app_env(database_url: str) -> dict[str, str]:
         QUART_SECRET_KEY="bench-secret-key-" * 3,
         QUART_DATABASE_URL=database_url,
         QUART_AUTH_COOKIE_SECURE="false",
+        QUART_SESSION_COOKIE_SECURE="false",
         # Scenario D signs in as fast as it can; the limits would turn that into 429s.
         QUART_RATE_LIMIT_ENABLED="false",
         ADMIN_PASSWORD="bench-admin-password",

@@ -26,7 +26,7 @@ from . import (
 )
 from .api import bp as api_bp
 from .auth import auth
-from .config import DEFAULTS, apply_cookie_settings, check_secret_key
+from .config import DEFAULTS, check_secret_key, load_environment
 from .db import db
 from .openapi import API_DESCRIPTION, SECURITY_SCHEMES, AppOpenAPIProvider
 from .passwords import passwords
@@ -92,7 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: defaults, then ``QUART_*`` environment variables, then *config*."""
     app = App(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
-    app.config.from_prefixed_env()
+    load_environment(app)
     if config is not None:
         app.config.from_mapping(config)
     if not app.config["DATABASE_URL"]:
@@ -100,7 +100,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         path = os.path.join(app.instance_path, "quart_app.sqlite3")
         app.config["DATABASE_URL"] = f"sqlite+aiosqlite:///{path}"
     check_secret_key(app)
-    apply_cookie_settings(app)
 
     routing.init_app(app)
     db.init_app(app)

@@ -27,11 +27,17 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_PRUNE_INTERVAL": 3600,
     # JSON bodies here are small; anything larger is a mistake or an attack.
     "MAX_CONTENT_LENGTH": 64 * 1024,
-    # Lifetime in seconds of a sign-in, cookie and bearer token alike.
-    "AUTH_DURATION": 7 * 24 * 60 * 60,
-    "AUTH_COOKIE_SECURE": True,
-    "AUTH_COOKIE_SAMESITE": "Lax",
-    "AUTH_COOKIE_NAME": "quart_app_auth",
+    # quart-auth's own settings. Lifetime in seconds of a sign-in, cookie and bearer
+    # token alike.
+    "QUART_AUTH_DURATION": 7 * 24 * 60 * 60,
+    "QUART_AUTH_COOKIE_SECURE": True,
+    "QUART_AUTH_COOKIE_SAMESITE": "Lax",
+    "QUART_AUTH_COOKIE_NAME": "quart_app_auth",
+    "QUART_AUTH_COOKIE_HTTP_ONLY": True,
+    # Quart's own: the cookie holding flash messages and the forms' CSRF token.
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_HTTPONLY": True,
     # argon2id cost; OWASP's minimum is 19 MiB with 2 passes.
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 64 * 1024,
@@ -57,19 +63,16 @@ class InsecureConfigError(RuntimeError):
     """Raised when production settings would leave the app unsafe."""
 
 
-def apply_cookie_settings(app: Quart) -> None:
-    """Give the auth cookie and Quart's flash-message cookie the app's ``AUTH_*`` flags.
+def load_environment(app: Quart) -> None:
+    """Read ``QUART_*`` environment variables into *app*'s config, each under its one name.
 
-    quart-auth reads ``QUART_AUTH_*`` keys, but ``from_prefixed_env`` strips the
-    ``QUART_`` prefix, so ``QUART_AUTH_DURATION`` in the environment arrives as
-    ``AUTH_DURATION``; copying keeps one spelling for users.
+    ``from_prefixed_env`` strips the prefix, which suits the app's and Quart's settings
+    (``QUART_DATABASE_URL`` is ``DATABASE_URL``) but not quart-auth's, whose names start
+    with it: ``QUART_AUTH_DURATION`` would arrive as ``AUTH_DURATION``, which nothing reads.
     """
-    for key in ("DURATION", "COOKIE_SECURE", "COOKIE_SAMESITE", "COOKIE_NAME"):
-        app.config[f"QUART_AUTH_{key}"] = app.config[f"AUTH_{key}"]
-    app.config["QUART_AUTH_COOKIE_HTTP_ONLY"] = True
-    app.config["SESSION_COOKIE_SECURE"] = app.config["AUTH_COOKIE_SECURE"]
-    app.config["SESSION_COOKIE_SAMESITE"] = app.config["AUTH_COOKIE_SAMESITE"]
-    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config.from_prefixed_env()
+    for key in [key for key in app.config if key.startswith("AUTH_")]:
+        app.config[f"QUART_{key}"] = app.config.pop(key)
 
 
 def check_secret_key(app: Quart) -> None:

@@ -88,7 +88,7 @@ _PRUNE = Query(
 
 def session_lifetime() -> timedelta:
     """How long a sign-in lasts (``QUART_AUTH_DURATION`` seconds)."""
-    return timedelta(seconds=int(current_app.config["AUTH_DURATION"]))
+    return timedelta(seconds=int(current_app.config["QUART_AUTH_DURATION"]))
 
 
 async def session_account(session_id: str, kind: SessionKind) -> Account | None:

@@ -250,7 +250,7 @@ async def test_demotion_applies_on_the_next_request(
 async def test_auth_cookie_flags(
     database_url: str, user: Account, secure_setting: bool, scheme: str, secure_flag: bool
 ) -> None:
-    app = make_app(database_url, AUTH_COOKIE_SECURE=secure_setting)
+    app = make_app(database_url, QUART_AUTH_COOKIE_SECURE=secure_setting)
     async with app.test_app():
         response = await app.test_client().post(
             "/api/login",

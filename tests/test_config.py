@@ -11,7 +11,7 @@ from quart import Quart
 from quart_app import create_app
 from quart_app.config import InsecureConfigError
 from quart_app.models import UserType
-from tests.helpers.apps import TEST_CONFIG, USER_PASSWORD, add_user
+from tests.helpers.apps import TEST_CONFIG, USER_PASSWORD, Account, add_user, make_app
 
 
 @pytest.mark.parametrize("secret", [None, "", "dev", "changeme", "short-but-not-placeholder"])
@@ -33,12 +33,35 @@ def test_production_starts_with_a_real_secret_from_the_environment(
     monkeypatch.setenv("QUART_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     monkeypatch.setenv("QUART_AUTH_DURATION", "3600")
     monkeypatch.setenv("QUART_AUTH_COOKIE_SECURE", "false")
+    monkeypatch.setenv("QUART_SESSION_COOKIE_SECURE", "false")
     app = create_app()
     assert app.secret_key == "k" * 48
     assert app.config["DATABASE_URL"] == "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
     assert app.config["QUART_AUTH_DURATION"] == 3600
     assert app.config["QUART_AUTH_COOKIE_SECURE"] is False
     assert app.config["SESSION_COOKIE_SECURE"] is False
+    assert not [key for key in app.config if key.startswith("AUTH_")]
+
+
+async def test_each_setting_has_one_name_and_the_given_value_wins(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, user: Account
+) -> None:
+    """create_app's mapping beats the environment, and nothing copies over either."""
+    monkeypatch.setenv("QUART_AUTH_COOKIE_NAME", "from_the_environment")
+    app = make_app(database_url, QUART_AUTH_COOKIE_NAME="given", SESSION_COOKIE_SECURE=True)
+    async with app.test_app():
+        client = app.test_client()
+        signed_in = await client.post(
+            "/api/login", json={"username": user.username, "password": user.password}
+        )
+        document = await (await client.get("/openapi.json")).get_json()
+        form = await client.get("/login")
+    assert signed_in.status_code == 200
+    assert signed_in.headers["Set-Cookie"].startswith("given=")
+    assert document["components"]["securitySchemes"]["cookieAuth"]["name"] == "given"
+    # The auth cookie's Secure flag (off in tests) no longer decides the session cookie's.
+    assert app.config["QUART_AUTH_COOKIE_SECURE"] is False
+    assert "Secure" in form.headers["Set-Cookie"]
 
 
 SIGN_IN = {"username": "alice", "password": USER_PASSWORD}

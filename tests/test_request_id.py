@@ -34,7 +34,7 @@ async def test_a_request_id_that_could_corrupt_a_log_line_is_replaced(
 async def test_behind_a_trusted_proxy_the_forwarded_client_is_the_client(
     database_url: str, user: Account
 ) -> None:
-    app = make_app(database_url, PROXY_TRUSTED_HOPS=1, AUTH_COOKIE_SECURE=True)
+    app = make_app(database_url, PROXY_TRUSTED_HOPS=1, QUART_AUTH_COOKIE_SECURE=True)
     async with app.test_app():
         client = app.test_client()
         for n in range(30):

@@ -25,7 +25,8 @@ ADMIN_PASSWORD = "admin-password-1"
 TEST_CONFIG: dict[str, Any] = {
     "TESTING": True,
     "SECRET_KEY": "a-test-secret-key-that-is-long-enough-to-pass",
-    "AUTH_COOKIE_SECURE": False,
+    "QUART_AUTH_COOKIE_SECURE": False,
+    "SESSION_COOKIE_SECURE": False,
     "ARGON2_TIME_COST": 1,
     "ARGON2_MEMORY_COST": 1024,
 }

@@ -44,6 +44,7 @@ async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> 
         QUART_SECRET_KEY="live-test-secret-" * 3,
         QUART_DATABASE_URL=database_url,
         QUART_AUTH_COOKIE_SECURE="false",
+        QUART_SESSION_COOKIE_SECURE="false",
         ADMIN_PASSWORD=ADMIN_LIVE_PASSWORD,
         **extra,
     )

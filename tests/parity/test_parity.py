@@ -21,7 +21,7 @@ from quart import Quart, Response
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from quart_app.models import UserType
-from tests.conftest import (
+from tests.helpers.apps import (
     ADMIN_PASSWORD,
     USER_PASSWORD,
     Client,
