@@ -9,8 +9,8 @@ new ``TypeAdapter(model)``. Building an adapter costs 30 to 110 µs, more than a
 view itself.
 
 Here an adapter is built once per type, and a ready response (alone, or with a status
-and plain headers) goes straight to Quart. Remove this module when quart-schema does both itself:
-``tests/test_quart_schema_fixes.py`` fails on the day it does.
+and plain headers) goes straight to Quart. Remove this module when quart-schema does
+both itself: ``tests/test_quart_schema_fixes.py`` fails on the day it does.
 """
 
 from __future__ import annotations
