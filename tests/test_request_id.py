@@ -31,19 +31,24 @@ async def test_a_request_id_that_could_corrupt_a_log_line_is_replaced(
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
 
 
+async def fail_sign_ins(client: Client, forwarded_for: list[str]) -> None:
+    """One failed sign-in per address in *forwarded_for*, each under another username."""
+    for n, address in enumerate(forwarded_for):
+        response = await client.post(
+            "/api/login",
+            json={"username": f"name{n}", "password": "x"},
+            headers={"X-Forwarded-For": address},
+        )
+        assert response.status_code == 401
+
+
 async def test_behind_a_trusted_proxy_the_forwarded_client_is_the_client(
     database_url: str, user: Account
 ) -> None:
     app = make_app(database_url, PROXY_TRUSTED_HOPS=1, QUART_AUTH_COOKIE_SECURE=True)
     async with app.test_app():
         client = app.test_client()
-        for n in range(30):
-            response = await client.post(
-                "/api/login",
-                json={"username": f"name{n}", "password": "x"},
-                headers={"X-Forwarded-For": "203.0.113.5"},
-            )
-            assert response.status_code == 401
+        await fail_sign_ins(client, ["203.0.113.5"] * 30)
         limited = await client.post(
             "/api/login",
             json={"username": "last", "password": "x"},
@@ -75,13 +80,7 @@ async def test_x_forwarded_for_names_the_rate_limited_client_only_behind_a_trust
     app = make_app(database_url, PROXY_TRUSTED_HOPS=hops)
     async with app.test_app():
         client = app.test_client()
-        for n in range(30):
-            response = await client.post(
-                "/api/login",
-                json={"username": f"name{n}", "password": "x"},
-                headers={"X-Forwarded-For": f"203.0.113.{n}"},
-            )
-            assert response.status_code == 401
+        await fail_sign_ins(client, [f"203.0.113.{n}" for n in range(30)])
         next_one = await client.post(
             "/api/login",
             json={"username": "last", "password": "x"},
