@@ -49,6 +49,8 @@ BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"
 THINGS_PER_USER = 50
 PAGE = 20
 SWEEP = (64, 256, 1024)
+# A server's base URL, the path loaded and the request headers.
+Endpoint = tuple[str, str, Sequence[str]]
 SEED_FLASK_APP = "tests.parity.seed_flask_app:create_seed_app()"
 FLASK_THINGS_APP = "bench.flask_things:create_app()"
 
@@ -333,35 +335,31 @@ class Bench:
         numbers = run_wrk(base + path, connections, self.seconds, headers)
         return self.record(scenario, target, path, connections, **numbers)
 
-    def scenario_a_and_b_side_by_side(
-        self, targets: dict[str, tuple[str, str, Sequence[str]]]
-    ) -> None:
+    def scenario_a_and_b_side_by_side(self, targets: dict[str, tuple[str, Endpoint]]) -> None:
         """A and B at 64 connections: every target loaded in turn, ``repeat`` rounds.
 
-        *targets* maps a label to (scenario, base URL + path, headers). Drift on the
-        machine hits each target alike, and each result is the median of its runs.
+        *targets* maps a label to its scenario and endpoint. Drift on the machine hits
+        each target alike, and each result is the median of its runs.
         """
         runs: dict[str, list[dict[str, float]]] = {target: [] for target in targets}
         for round_number in range(1, self.repeat + 1):
-            for target, (_, url, headers) in targets.items():
-                numbers = run_wrk(url, 64, self.seconds, headers)
+            for target, (_, (base, path, headers)) in targets.items():
+                numbers = run_wrk(base + path, 64, self.seconds, headers)
                 runs[target].append(numbers)
                 print(
                     f"    run {round_number}/{self.repeat} {target}: "
                     f"{numbers['requests_per_second']:.0f} req/s",
                     flush=True,
                 )
-        for target, (scenario, url, _) in targets.items():
-            path = "/" + url.split("/", 3)[3]
+        for target, (scenario, (_, path, _)) in targets.items():
             result = self.record(scenario, target, path, 64, **summarise(runs[target]))
             result.runs = runs[target]
 
-    def scenario_c_sweep(self, targets: dict[str, tuple[str, Sequence[str]]]) -> None:
+    def scenario_c_sweep(self, targets: dict[str, Endpoint]) -> None:
         """C: each target at the sweep's larger connection counts."""
         for connections in SWEEP[1:]:
-            for target, (url, headers) in targets.items():
-                numbers = run_wrk(url, connections, self.seconds, headers)
-                self.record("C", target, "/" + url.split("/", 3)[3], connections, **numbers)
+            for target, (base, path, headers) in targets.items():
+                self.load("C", target, base, path, connections, headers)
 
     def scenario_d_logins(self, base: str, token: str) -> None:
         """p99 of /api/status and of the authenticated list, idle and under sign-ins."""
@@ -525,29 +523,28 @@ def main(argv: Sequence[str] | None = None) -> None:
             raw = servers.enter_context(
                 serve(quart_app_server(None, "bench.raw_asgi:app"), env, workdir, "/")
             )
-            status = {
-                "quart_app": app + "/api/status",
-                "bare Quart": bare + "/api/status",
-                "raw ASGI": raw + "/api/status",
+            status: dict[str, Endpoint] = {
+                "quart_app": (app, "/api/status", ()),
+                "bare Quart": (bare, "/api/status", ()),
+                "raw ASGI": (raw, "/api/status", ()),
             }
-            lists = {
-                "quart_app SQLite": (app + "/api/things", [f"Authorization: Bearer {token}"]),
+            lists: dict[str, Endpoint] = {
+                "quart_app SQLite": (app, "/api/things", [f"Authorization: Bearer {token}"]),
                 "quart_app PostgreSQL": (
-                    app_pg + "/api/things",
+                    app_pg,
+                    "/api/things",
                     [f"Authorization: Bearer {token_pg}"],
                 ),
             }
-            side_by_side: dict[str, tuple[str, str, Sequence[str]]] = {}
+            side_by_side: dict[str, tuple[str, Endpoint]] = {}
             if "A" in wanted:
-                side_by_side.update({target: ("A", url, ()) for target, url in status.items()})
+                side_by_side.update({target: ("A", end) for target, end in status.items()})
             if "B" in wanted:
-                side_by_side.update({t: ("B", url, h) for t, (url, h) in lists.items()})
+                side_by_side.update({target: ("B", end) for target, end in lists.items()})
             if side_by_side:
                 bench.scenario_a_and_b_side_by_side(side_by_side)
             if "C" in wanted:
-                bench.scenario_c_sweep(
-                    {**{target: (url, ()) for target, url in status.items()}, **lists}
-                )
+                bench.scenario_c_sweep({**status, **lists})
             if "D" in wanted:
                 bench.scenario_d_logins(app, token)
             if "E" in wanted:
