@@ -8,9 +8,9 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
-from quart_schema import QuartSchema
 
 from . import (
+    auth,
     cli,
     cookie_session,
     csrf,
@@ -18,37 +18,20 @@ from . import (
     health,
     i18n,
     main,
-    quart_schema_fixes,
+    openapi,
+    rate_limits,
     response_headers,
     routing,
     seed,
     session_store,
 )
 from .api import bp as api_bp
-from .auth import auth
 from .config import DEFAULTS, check_secret_key, load_environment
 from .db import db
-from .openapi import API_DESCRIPTION, SECURITY_SCHEMES, AppOpenAPIProvider
 from .passwords import passwords
-from .rate_limits import limiter
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-schema = QuartSchema(
-    openapi_path="/openapi.json",
-    # The bundled UIs load scripts from CDNs; this app serves no third-party assets.
-    swagger_ui_path=None,
-    redoc_ui_path=None,
-    scalar_ui_path=None,
-    info={
-        "title": "quart_app",
-        "version": "0.1.0",
-        "description": API_DESCRIPTION,
-    },
-    security_schemes=SECURITY_SCHEMES,
-    openapi_provider_class=AppOpenAPIProvider,
-)
 
 
 class App(Quart):
@@ -89,7 +72,11 @@ class App(Quart):
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Quart:
-    """Build the app: defaults, then ``QUART_*`` environment variables, then *config*."""
+    """Build the app: defaults, then ``QUART_*`` environment variables, then *config*.
+
+    Every extension with settings (quart-auth, the rate limiter, quart-schema) is built
+    here for this app alone, so apps built in one process never share settings.
+    """
     app = App(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     load_environment(app)
@@ -105,9 +92,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     db.init_app(app)
     cookie_session.init_app(app)
     passwords.init_app(app)
-    limiter.init_app(app)
-    schema.init_app(app)
-    quart_schema_fixes.apply(app)
+    rate_limits.init_app(app)
+    openapi.init_app(app)
     errors.init_app(app)
     i18n.init_app(app)
     csrf.init_app(app)

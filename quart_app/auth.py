@@ -1,4 +1,4 @@
-"""Sign-in sessions on top of quart-auth, ``current_user``, and ``admin_required``.
+"""The quart-auth adapter: who the request's credentials name, as ``current_user``.
 
 The auth id quart-auth signs into the cookie or bearer token is an opaque random
 session id. The session row, not the signature, decides whether it is still valid,
@@ -9,28 +9,17 @@ every instance that shares the database.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from functools import wraps
-from typing import ParamSpec, cast
+from typing import cast
 
 import quart_auth
 from itsdangerous import BadSignature
-from quart import Quart, Response, current_app, flash, g, jsonify, redirect, request, url_for
-from quart.typing import ResponseReturnValue
-from quart_auth import Action, AuthUser, QuartAuth, login_user, logout_user
+from quart import Quart, Response, current_app, g, request
+from quart_auth import Action, AuthUser, QuartAuth
 
-from .accounts import VerifiedAccount
-from .errors import WWW_AUTHENTICATE, is_api_request
-from .i18n import _
 from .models import Account, SessionKind
-from .safe_redirects import login_url_for_current_request
-from .session_store import revoke_session, session_account, start_session
+from .session_store import session_account
 
-P = ParamSpec("P")
-
-# Where each app remembers the tokens whose signature checked out (see load_token).
-VERIFIED_TOKENS = "quart_app.verified_tokens"
+EXTENSION_KEY = "quart_app.auth"
 
 
 class SessionUser(AuthUser):
@@ -99,26 +88,15 @@ class AppAuth(QuartAuth):
     # Enough for every client of a busy instance; past it, the oldest entry makes room.
     verified_tokens_kept = 4096
 
-    _SETTINGS = (
-        "attribute_name",
-        "cookie_domain",
-        "cookie_name",
-        "cookie_path",
-        "cookie_http_only",
-        "cookie_samesite",
-        "cookie_secure",
-        "duration",
-        "mode",
-        "salt",
-    )
+    def __init__(self, app: Quart) -> None:
+        # Tokens whose signature checked out, with the time they were signed (load_token).
+        self.verified_tokens: dict[str, tuple[str, float]] = {}
+        super().__init__(app)
 
     def init_app(self, app: Quart) -> None:
-        """Bind to *app* and load the current user before every view."""
-        # QuartAuth only reads config into attributes that are still None, so a
-        # module-level instance would keep the first app's settings for every later app.
-        for name in self._SETTINGS:
-            setattr(self, name, None)
+        """Bind to *app* (its ``QUART_AUTH_*`` settings) and load the user before every view."""
         super().init_app(app)
+        app.extensions[EXTENSION_KEY] = self
         app.before_request(self._load_current_user)
 
     async def after_request(self, response: Response) -> Response:
@@ -139,8 +117,8 @@ class AppAuth(QuartAuth):
         every request, whether the session is live.
         """
         if app is None:
-            app = cast(Quart, current_app._get_current_object())  # type: ignore[attr-defined]
-        verified: dict[str, tuple[str, float]] = app.extensions.setdefault(VERIFIED_TOKENS, {})
+            app = current_app
+        verified = self.verified_tokens
         found = verified.get(token)
         if found is None:
             keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key]
@@ -183,74 +161,15 @@ class AppAuth(QuartAuth):
             await current_user.load()
 
 
-auth = AppAuth()
 current_user: SessionUser = cast(SessionUser, quart_auth.current_user)
 
 
-async def sign_in(verified: VerifiedAccount) -> bool:
-    """Start a cookie session for a verified account, with a new id every time.
-
-    The previous cookie session of this browser is revoked, so an id planted before
-    sign-in (session fixation) is worthless after it. False when the password changed
-    (or the account was deactivated) since it was checked: no session is started.
-    """
-    if current_user.auth_id is not None and current_user.kind is SessionKind.COOKIE:
-        await revoke_session(current_user.auth_id)
-    started = await start_session(verified.account, SessionKind.COOKIE, verified.password_hash)
-    if started is None:
-        return False
-    user = SessionUser(started[0])
-    user.attach(verified.account)
-    # remember=True gives the cookie a Max-Age equal to the server-side lifetime.
-    login_user(user, remember=True)
-    return True
+def app_auth(app: Quart | None = None) -> AppAuth:
+    """The quart-auth extension of *app* (default: the current app)."""
+    extension: AppAuth = (app or current_app).extensions[EXTENSION_KEY]
+    return extension
 
 
-async def sign_out() -> None:
-    """Revoke the current session (cookie or token) and clear the auth cookie."""
-    if current_user.auth_id is not None:
-        await revoke_session(current_user.auth_id)
-    logout_user()
-
-
-async def issue_token(verified: VerifiedAccount) -> tuple[str, datetime] | None:
-    """Start a bearer-token session; the token and its expiry, or ``None`` as for ``sign_in``."""
-    started = await start_session(verified.account, SessionKind.TOKEN, verified.password_hash)
-    if started is None:
-        return None
-    session_id, expires_at = started
-    return auth.dump_token(session_id), expires_at
-
-
-def admin_required(
-    view: Callable[P, ResponseReturnValue | Awaitable[ResponseReturnValue]],
-) -> Callable[P, Awaitable[ResponseReturnValue]]:
-    """Let only admins through; everyone else gets the answer their client can use.
-
-    Under ``/api/``: 401 JSON with ``WWW-Authenticate`` when not signed in (or the
-    credentials are bad or revoked), 403 JSON when signed in but not an admin.
-    Elsewhere: a flashed message and a redirect, to the sign-in page (with ``next``)
-    or to the public index. Works on ``async def`` and plain ``def`` views.
-    """
-
-    @wraps(view)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
-        await current_user.load()
-        if current_user.is_admin:
-            return cast(ResponseReturnValue, await current_app.ensure_async(view)(*args, **kwargs))
-        signed_in = current_user.account is not None
-        if is_api_request():
-            if not signed_in:
-                return (
-                    jsonify({"error": "Admin access is required"}),
-                    401,
-                    {"WWW-Authenticate": WWW_AUTHENTICATE},
-                )
-            return jsonify({"error": "Admin access is required"}), 403
-
-        await flash(_("Admin access required"), "error")
-        if not signed_in:
-            return redirect(login_url_for_current_request())
-        return redirect(url_for("main.public_index"))
-
-    return wrapper
+def init_app(app: Quart) -> None:
+    """Give *app* its own quart-auth extension (see ``AppAuth``)."""
+    AppAuth(app)

@@ -75,15 +75,20 @@ def _message(error: HTTPException) -> str:
     return error.name
 
 
+def json_error(message: str, status: int) -> tuple[Response, int, dict[str, str]]:
+    """An API error answer: ``{"error": message}``, and on a 401 the challenge RFC 9110 requires."""
+    headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if status == 401 else {}
+    return jsonify(error=message), status, headers
+
+
 def api_error_response(error: HTTPException) -> Response:
     """The JSON form of *error*, keeping headers such as ``Allow`` and ``Retry-After``."""
-    response = jsonify(error=_message(error))
-    response.status_code = error.code or 500
+    response, status, headers = json_error(_message(error), error.code or 500)
+    response.status_code = status
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
-    if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    response.headers.update(headers)
     return response
 
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from quart import Blueprint, flash, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
-from quart_auth import login_required
 from quart_rate_limiter import rate_limit
 from quart_schema import hide
 
+from .access import admin_required, signed_in
 from .accounts import all_users, authenticate
-from .auth import admin_required, sign_in, sign_out
-from .csrf import rotate_csrf_token
 from .i18n import _
 from .rate_limits import SIGN_IN_LIMITS
 from .safe_redirects import safe_next
+from .signing_in import sign_in, sign_out
 
 bp = Blueprint("main", __name__)
 
@@ -44,7 +43,6 @@ async def login() -> ResponseReturnValue:
         return await render_template(
             "login.html", next=next_path, error=error, username=username[:64]
         )
-    rotate_csrf_token()
     await flash(_("Signed in as %(name)s") % {"name": verified.account.username}, "success")
     return redirect(next_path or url_for("main.public_index"))
 
@@ -54,14 +52,13 @@ async def login() -> ResponseReturnValue:
 async def logout() -> ResponseReturnValue:
     """Sign out and go back to the index."""
     await sign_out()
-    rotate_csrf_token()
     await flash(_("Signed out"), "success")
     return redirect(url_for("main.public_index"))
 
 
 @bp.get("/ajax")
 @hide
-@login_required
+@signed_in
 async def ajax() -> str:
     """Buttons that call the API with fetch and show each status, ok flag and body."""
     return await render_template("ajax.html")

@@ -26,6 +26,7 @@ from quart_schema.validation import (
 )
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
+from . import quart_schema_fixes
 from .csrf import SAFE_METHODS
 from .db import MAX_ID
 from .errors import API_PREFIX, WWW_AUTHENTICATE
@@ -35,10 +36,6 @@ F = TypeVar("F", bound=Callable[..., object])
 
 BEARER = "bearerAuth"
 COOKIE = "cookieAuth"
-SECURITY_SCHEMES: dict[str, Any] = {
-    BEARER: {"type": "http", "scheme": "bearer"},
-    COOKIE: {"type": "apiKey", "in_": "cookie", "name": "quart_app_auth"},
-}
 API_DESCRIPTION = (
     'Every answer is JSON, errors included: {"error": "..."}. '
     "Authenticate with a token from POST /api/tokens (`Authorization: Bearer <token>`) or "
@@ -105,8 +102,12 @@ class NoContent(BaseModel):
     """No Content"""
 
 
-def signed_in(view: F) -> F:
-    """Document that *view* needs a bearer token or the auth cookie (so 401 and 503)."""
+def needs_credentials(view: F) -> F:
+    """Document that *view* needs a bearer token or the auth cookie (so 401 and 503).
+
+    Views use ``access.signed_in`` or ``access.admin_required``, which enforce what this
+    documents.
+    """
     return security_scheme([{BEARER: []}, {COOKIE: []}])(view)
 
 
@@ -123,11 +124,6 @@ def errors(*statuses: int) -> Callable[[F], F]:
         return view
 
     return decorator
-
-
-def admins_only(view: F) -> F:
-    """Document that *view* needs an admin's credentials: 403 for anyone else."""
-    return signed_in(errors(403)(view))
 
 
 def uses_database(view: F) -> F:
@@ -173,11 +169,10 @@ class AppOpenAPIProvider(OpenAPIProvider):
         self._components: dict[str, Any] = {}
 
     def schema(self) -> dict[str, Any]:
-        """The OpenAPI document, with the configured cookie name and the error responses."""
+        """The OpenAPI document, with one shared response per error status."""
         self._components = {}
         document = super().schema()
         components = document["components"]
-        components["securitySchemes"][COOKIE]["name"] = self._app.config["QUART_AUTH_COOKIE_NAME"]
         error_body, definitions = self.build_response_object(Error, None)
         components["schemas"].update(definitions)
         components["responses"] = {
@@ -257,3 +252,26 @@ class AppOpenAPIProvider(OpenAPIProvider):
             if self._components.setdefault(name, definition) != definition:
                 raise ValueError(f"two different schemas are both named {name}")
         return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def init_app(app: Quart) -> None:
+    """Give *app* its own quart-schema extension, describing *app*'s own auth cookie."""
+    QuartSchema(
+        app,
+        openapi_path="/openapi.json",
+        # The bundled UIs load scripts from CDNs; this app serves no third-party assets.
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": "quart_app", "version": "0.1.0", "description": API_DESCRIPTION},
+        security_schemes={
+            BEARER: {"type": "http", "scheme": "bearer"},
+            COOKIE: {
+                "type": "apiKey",
+                "in_": "cookie",
+                "name": app.config["QUART_AUTH_COOKIE_NAME"],
+            },
+        },
+        openapi_provider_class=AppOpenAPIProvider,
+    )
+    quart_schema_fixes.apply(app)

@@ -1,7 +1,8 @@
 """Sign-in rate limits (quart-rate-limiter), per client address and per username.
 
-The store is per app: memory by default, Redis when ``RATE_LIMIT_STORAGE_URL`` is set,
-so several workers and instances count against the same limits.
+Each app has its own limiter and store: memory by default, Redis when
+``RATE_LIMIT_STORAGE_URL`` is set, so several workers and instances count against the
+same limits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
 from .accounts import username_key
 
-_EXTENSION_KEY = "quart_app.rate_limit_store"
+EXTENSION_KEY = "quart_app.rate_limiter"
 # Beyond this many keys the memory store sweeps out the ones whose limits have reset.
 _MEMORY_SWEEP_THRESHOLD = 10_000
 
@@ -83,31 +84,21 @@ class ExpiringRedisStore(RedisStore):
 
 
 class AppRateLimiter(RateLimiter):
-    """A rate limiter whose store belongs to the current app, not to this object."""
+    """quart-rate-limiter for one app, with the store its config names.
 
-    @property
-    def store(self) -> RateLimiterStoreABC:
-        """The current app's store."""
-        store: RateLimiterStoreABC = current_app.extensions[_EXTENSION_KEY]
-        return store
+    The same hooks as ``RateLimiter.init_app``, but only the before-request one runs
+    for every request, returning at once on routes without limits (few are sign-ins).
+    """
 
-    @store.setter
-    def store(self, _value: RateLimiterStoreABC) -> None:
-        # RateLimiter.__init__ assigns a default store; each app gets its own in init_app.
-        pass
-
-    def init_app(self, app: Quart, enabled: bool = True) -> None:
-        """Pick *app*'s store from its config and hook the limiter into its requests.
-
-        The same hooks as ``RateLimiter.init_app``, but only the before-request one for
-        every request, returning at once on routes without limits (few are sign-ins).
-        """
+    def __init__(self, app: Quart) -> None:
         url = app.config["RATE_LIMIT_STORAGE_URL"]
-        app.extensions[_EXTENSION_KEY] = (
+        store = (
             ExpiringRedisStore(url, app.config["RATE_LIMIT_STORAGE_TIMEOUT"])
             if url
             else ExpiringMemoryStore()
         )
+        super().__init__(store=store)
+        app.extensions[EXTENSION_KEY] = self
         app.config["QUART_RATE_LIMITER_ENABLED"] = app.config["RATE_LIMIT_ENABLED"]
         app.before_request(self._before_limited_request)
         app.before_serving(self._before_serving)
@@ -172,4 +163,7 @@ SIGN_IN_LIMITS = [
     RateLimit(30, PERIOD, key_function=client_address, skip_function=not_a_submission),
 ]
 
-limiter = AppRateLimiter()
+
+def init_app(app: Quart) -> None:
+    """Give *app* its own rate limiter (see ``AppRateLimiter``)."""
+    AppRateLimiter(app)

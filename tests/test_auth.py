@@ -1,171 +1,42 @@
-"""admin_required, current_user, and server-side sessions behind quart-auth."""
+"""The quart-auth adapter: credentials name a server-side session, checked on every request."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from quart import Quart
 from sqlalchemy import bindparam, select, update
 
-from quart_app.auth import VERIFIED_TOKENS, AppAuth, admin_required, auth, current_user
+from quart_app.auth import AppAuth, app_auth
 from quart_app.db import Query, db, utcnow
 from quart_app.models import AuthSession
 from quart_app.session_store import hash_session_id
-from tests.helpers.apps import Account, Client, bearer_headers, make_app, signed_in_client, stored
-
-COOKIE = "quart_app_auth"
-ADMIN_ERROR = {"error": "Admin access is required"}
-
-
-def auth_cookie(client: Client) -> str:
-    """The auth cookie value held by *client*."""
-    assert client.cookie_jar is not None
-    return next(c.value for c in client.cookie_jar if c.name == COOKIE and c.value)
-
-
-async def credentials_for(app: Quart, who: str, user: Account, admin: Account) -> dict[str, str]:
-    """Request headers carrying each kind of credential the matrix tries."""
-    if who == "anonymous":
-        return {}
-    if who == "forged cookie":
-        return {"Cookie": f"{COOKIE}=forged"}
-    if who == "forged bearer":
-        return {"Authorization": "Bearer forged"}
-    account = admin if who.startswith("admin") else user
-    client = await signed_in_client(app, account)
-    if who.endswith("bearer"):
-        headers = await bearer_headers(client, account)
-        if who.startswith("revoked"):
-            assert (await client.delete("/api/tokens/current", headers=headers)).status_code == 204
-        return headers
-    cookie = {"Cookie": f"{COOKIE}={auth_cookie(client)}"}
-    if who.startswith("revoked"):
-        assert (await client.post("/api/logout")).status_code == 204
-    return cookie
-
-
-ANONYMOUS = ["anonymous", "forged cookie", "forged bearer", "revoked cookie", "revoked bearer"]
-
-
-@pytest.mark.parametrize(
-    ("who", "status", "www_authenticate"),
-    [(who, 401, 'Bearer realm="quart_app"') for who in ANONYMOUS]
-    + [("user cookie", 403, None), ("user bearer", 403, None)],
+from tests.helpers.apps import (
+    AUTH_COOKIE,
+    Account,
+    Client,
+    auth_cookie,
+    bearer_headers,
+    make_app,
+    signed_in_client,
+    stored,
 )
-async def test_api_refuses_all_but_admins_with_json(
-    app: Quart, user: Account, admin: Account, who: str, status: int, www_authenticate: str | None
-) -> None:
-    headers = await credentials_for(app, who, user, admin)
-    response = await app.test_client().get("/api/admin/users", headers=headers)
-    assert response.status_code == status
-    assert await response.get_json() == ADMIN_ERROR
-    assert response.headers.get("WWW-Authenticate") == www_authenticate
-
-
-@pytest.mark.parametrize("who", ["admin cookie", "admin bearer"])
-async def test_api_as_admin_runs_the_view(
-    app: Quart, user: Account, admin: Account, who: str
-) -> None:
-    headers = await credentials_for(app, who, user, admin)
-    response = await app.test_client().get("/api/admin/users", headers=headers)
-    assert response.status_code == 200
-    assert (await response.get_json())["total"] == 2
-
-
-@pytest.mark.parametrize("who", ["anonymous", "forged cookie", "revoked cookie"])
-async def test_html_without_valid_credentials_flashes_and_goes_to_login(
-    app: Quart, user: Account, admin: Account, who: str
-) -> None:
-    headers = await credentials_for(app, who, user, admin)
-    client = app.test_client()
-    response = await client.get("/admin", headers=headers)
-    assert response.status_code == 302
-    location = urlsplit(response.headers["Location"])
-    assert location.path == "/login"
-    assert parse_qs(location.query) == {"next": ["/admin"]}
-    page = await (await client.get(response.headers["Location"])).get_data(as_text=True)
-    assert "Admin access required" in page
-
-
-async def test_html_as_a_non_admin_flashes_and_goes_to_the_public_index(
-    user_client: Client,
-) -> None:
-    response = await user_client.get("/admin")
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/"
-    page = await (await user_client.get("/")).get_data(as_text=True)
-    assert "Admin access required" in page
-
-
-async def test_html_as_admin_shows_the_dashboard(admin_client: Client, user: Account) -> None:
-    response = await admin_client.get("/admin")
-    assert response.status_code == 200
-    page = await response.get_data(as_text=True)
-    assert "<td>alice</td>" in page
-    assert "<td>root</td>" in page
-
-
-def test_admin_required_keeps_the_views_name_and_docstring() -> None:
-    def dashboard() -> str:
-        """Shows the dashboard."""
-        return "ok"
-
-    wrapped = admin_required(dashboard)
-    assert wrapped.__name__ == "dashboard"
-    assert wrapped.__doc__ == "Shows the dashboard."
-    assert wrapped.__wrapped__ is dashboard  # type: ignore[attr-defined]
-
-
-async def test_admin_required_wraps_sync_views_and_current_user_is_sync(
-    app: Quart, user: Account, admin: Account
-) -> None:
-    @app.get("/api/admin/whoami")
-    @admin_required
-    def whoami() -> dict[str, str | None]:
-        # The seed's check, read synchronously inside a plain def view.
-        return {"user_type": current_user.user_type, "username": current_user.username}
-
-    admin_client = await signed_in_client(app, admin)
-    user_client = await signed_in_client(app, user)
-    response = await admin_client.get("/api/admin/whoami")
-    assert response.status_code == 200
-    assert await response.get_json() == {"user_type": "admin", "username": "root"}
-    assert (await user_client.get("/api/admin/whoami")).status_code == 403
-    assert (await app.test_client().get("/api/admin/whoami")).status_code == 401
 
 
 async def test_the_auth_id_is_an_opaque_session_id_stored_only_as_a_hash(
     app: Quart, user_client: Client, user: Account
 ) -> None:
     async with app.app_context():
-        session_id = auth.load_token(auth_cookie(user_client))
+        session_id = app_auth().load_token(auth_cookie(user_client))
         assert session_id is not None
         assert session_id != str(user.id)
         assert len(session_id) >= 40
     hashes = [row["id_hash"] for row in await stored(app, select(AuthSession.id_hash))]
     assert hashes == [hash_session_id(session_id)]
     assert session_id not in hashes
-
-
-async def test_sign_in_issues_a_new_session_id_and_revokes_the_old_one(
-    app: Quart, user: Account
-) -> None:
-    client = await signed_in_client(app, user)
-    first = auth_cookie(client)
-    await client.post("/api/login", json={"username": user.username, "password": user.password})
-    second = auth_cookie(client)
-    assert first != second
-    stranger = app.test_client()
-    assert (
-        await stranger.get("/api/me", headers={"Cookie": f"{COOKIE}={first}"})
-    ).status_code == 401
-    assert (
-        await stranger.get("/api/me", headers={"Cookie": f"{COOKIE}={second}"})
-    ).status_code == 200
 
 
 async def test_an_expired_session_is_refused(app: Quart, user_client: Client) -> None:
@@ -259,7 +130,7 @@ async def test_auth_cookie_flags(
         )
     assert response.status_code == 200
     cookie = next(
-        value for value in response.headers.getlist("Set-Cookie") if value.startswith(COOKIE)
+        value for value in response.headers.getlist("Set-Cookie") if value.startswith(AUTH_COOKIE)
     )
     attributes = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")[1:]}
     assert "httponly" in attributes
@@ -272,6 +143,7 @@ async def test_auth_cookie_flags(
 
 
 def test_a_remembered_token_still_expires(app: Quart, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = app_auth(app)
     token = auth.dump_token("session-id", app)
     assert auth.load_token(token, app) == "session-id"
     assert auth.load_token(token, app) == "session-id"  # remembered
@@ -279,7 +151,7 @@ def test_a_remembered_token_still_expires(app: Quart, monkeypatch: pytest.Monkey
     later = time.time() + auth.duration + 5
     monkeypatch.setattr(time, "time", lambda: later)
     assert auth.load_token(token, app) is None
-    assert token not in app.extensions[VERIFIED_TOKENS]
+    assert token not in auth.verified_tokens
 
 
 @pytest.mark.parametrize(
@@ -293,24 +165,26 @@ def test_a_remembered_token_still_expires(app: Quart, monkeypatch: pytest.Monkey
 def test_a_tampered_token_is_refused_and_not_remembered(
     app: Quart, tamper: Callable[[str], str]
 ) -> None:
+    auth = app_auth(app)
     forged = tamper(auth.dump_token("session-id", app))
     assert auth.load_token(forged, app) is None
-    assert forged not in app.extensions.get(VERIFIED_TOKENS, {})
+    assert forged not in auth.verified_tokens
 
 
 def test_remembered_tokens_are_bounded(app: Quart, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(AppAuth, "verified_tokens_kept", 3)
+    auth = app_auth(app)
     tokens = {f"id-{n}": auth.dump_token(f"id-{n}", app) for n in range(5)}
     for _ in range(2):
         for auth_id, token in tokens.items():
             assert auth.load_token(token, app) == auth_id
-    assert len(app.extensions[VERIFIED_TOKENS]) == 3
+    assert len(auth.verified_tokens) == 3
 
 
 def test_a_token_remembered_by_one_app_is_refused_by_an_app_with_another_key(
     app: Quart, database_url: str
 ) -> None:
-    token = auth.dump_token("session-id", app)
-    assert auth.load_token(token, app) == "session-id"
+    token = app_auth(app).dump_token("session-id", app)
+    assert app_auth(app).load_token(token, app) == "session-id"
     other = make_app(database_url, SECRET_KEY="another-secret-key-that-is-long-enough-too")
-    assert auth.load_token(token, other) is None
+    assert app_auth(other).load_token(token, other) is None

@@ -64,6 +64,46 @@ async def test_each_setting_has_one_name_and_the_given_value_wins(
     assert "Secure" in form.headers["Set-Cookie"]
 
 
+async def test_apps_built_in_one_process_keep_their_own_extensions(
+    database_url: str, user: Account
+) -> None:
+    """The first app's quart-auth, rate limiter and OpenAPI document keep its settings
+    after a second app is built with other ones."""
+    settings = {
+        "first": {"QUART_AUTH_COOKIE_NAME": "first_auth", "QUART_AUTH_DURATION": 600},
+        "second": {"QUART_AUTH_COOKIE_NAME": "second_auth", "RATE_LIMIT_ENABLED": False},
+    }
+    apps = {name: make_app(database_url, **config) for name, config in settings.items()}
+    wrong = {"username": user.username, "password": "not-the-password"}
+    right = {"username": user.username, "password": user.password}
+    seen: dict[str, tuple[str, str, list[int]]] = {}
+    for name, app in apps.items():
+        async with app.test_app():
+            client = app.test_client()
+            document = await (await client.get("/openapi.json")).get_json()
+            signed_in = await client.post("/api/login", json=right)
+            attempts = [
+                (await app.test_client().post("/api/login", json=wrong)).status_code
+                for _ in range(11)
+            ]
+        assert signed_in.status_code == 200
+        seen[name] = (
+            document["components"]["securitySchemes"]["cookieAuth"]["name"],
+            signed_in.headers["Set-Cookie"],
+            attempts,
+        )
+    cookie_name, cookie, attempts = seen["first"]
+    assert cookie_name == "first_auth"
+    assert cookie.startswith("first_auth=")
+    assert "Max-Age=600;" in cookie
+    assert attempts[-1] == 429  # 10 a minute per username, counted by this app's limiter
+    cookie_name, cookie, attempts = seen["second"]
+    assert cookie_name == "second_auth"
+    assert cookie.startswith("second_auth=")
+    assert f"Max-Age={7 * 24 * 3600};" in cookie
+    assert set(attempts) == {401}
+
+
 SIGN_IN = {"username": "alice", "password": USER_PASSWORD}
 
 

@@ -157,14 +157,6 @@ async def test_instances_sharing_redis_share_the_limits(
         await redis.aclose()
 
 
-def test_apps_sharing_nothing_count_separately(database_url: str) -> None:
-    first, second = make_app(database_url), make_app(database_url)
-    assert (
-        first.extensions["quart_app.rate_limit_store"]
-        is not (second.extensions["quart_app.rate_limit_store"])
-    )
-
-
 @pytest.fixture
 async def silent_server() -> AsyncIterator[str]:
     """The redis:// URL of a server that accepts connections and never answers."""

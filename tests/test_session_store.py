@@ -9,7 +9,7 @@ import pytest
 from quart import Quart
 from sqlalchemy import bindparam, select, update
 
-from quart_app.auth import auth
+from quart_app.auth import app_auth
 from quart_app.db import Query, db, utcnow
 from quart_app.models import AuthSession, UserType
 from quart_app.session_store import hash_session_id
@@ -25,7 +25,7 @@ _EXPIRE = Query(
 
 def _session_id(headers: dict[str, str]) -> str:
     token = headers["Authorization"].removeprefix("Bearer ")
-    session_id = auth.load_token(token)
+    session_id = app_auth().load_token(token)
     assert session_id is not None
     return session_id
 

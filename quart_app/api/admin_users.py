@@ -6,6 +6,7 @@ from quart import Blueprint, Response, abort, jsonify, make_response, url_for
 from quart.typing import ResponseTypes
 from quart_schema import document_response, validate_querystring, validate_request
 
+from ..access import admin_required
 from ..accounts import (
     LastAdminError,
     UsernameTakenError,
@@ -16,9 +17,8 @@ from ..accounts import (
     update_user,
     user_page,
 )
-from ..auth import admin_required
 from ..models import Account, UserType
-from ..openapi import admins_only, errors, no_content
+from ..openapi import errors, no_content
 from ..schemas import CreatedHeaders, PageQuery, UserCreate, UserOut, UserPage, UserUpdate
 
 bp = Blueprint("admin_users", __name__, url_prefix="/admin/users")
@@ -33,7 +33,6 @@ def _user_json(user: Account) -> Response:
 
 
 @bp.get("")
-@admins_only
 @document_response(UserPage)
 @admin_required
 @validate_querystring(PageQuery)
@@ -49,7 +48,6 @@ async def list_users(query_args: PageQuery) -> UserPage:
 
 
 @bp.post("")
-@admins_only
 @errors(409)
 @document_response(UserOut, 201, CreatedHeaders)
 @admin_required
@@ -66,7 +64,6 @@ async def create(data: UserCreate) -> ResponseTypes:
 
 
 @bp.get(ONE_USER)
-@admins_only
 @document_response(UserOut)
 @admin_required
 async def get(user_id: int) -> Response:
@@ -78,7 +75,6 @@ async def get(user_id: int) -> Response:
 
 
 @bp.patch(ONE_USER)
-@admins_only
 @errors(409)
 @document_response(UserOut)
 @admin_required
@@ -100,7 +96,6 @@ async def update(user_id: int, data: UserUpdate) -> Response:
 
 
 @bp.delete(ONE_USER)
-@admins_only
 @no_content
 @errors(409)
 @admin_required

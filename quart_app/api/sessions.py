@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from quart import Blueprint, Response, abort
-from quart_auth import login_required
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
+from ..access import signed_in
 from ..accounts import authenticate, check_password, set_password
-from ..auth import current_user, issue_token, sign_in, sign_out
+from ..auth import current_user
 from ..models import SessionKind
-from ..openapi import errors, no_content, signed_in, uses_database
+from ..openapi import errors, no_content, uses_database
 from ..rate_limits import SIGN_IN_LIMITS
 from ..schemas import Credentials, PasswordChange, TokenOut, UserEnvelope, UserOut
 from ..session_store import revoke_session
+from ..signing_in import issue_token, sign_in, sign_out
 
 bp = Blueprint("sessions", __name__)
 
@@ -22,7 +23,6 @@ BAD_CREDENTIALS = "Invalid username or password"
 
 @bp.post("/login")
 @rate_limit(limits=SIGN_IN_LIMITS)
-@uses_database
 @errors(401)
 @validate_request(Credentials)
 @validate_response(UserEnvelope)
@@ -45,7 +45,6 @@ async def logout() -> Response:
 
 @bp.post("/tokens")
 @rate_limit(limits=SIGN_IN_LIMITS)
-@uses_database
 @errors(401)
 @validate_request(Credentials)
 @validate_response(TokenOut, 201)
@@ -63,7 +62,6 @@ async def create_token(data: Credentials) -> tuple[TokenOut, int]:
 @signed_in
 @no_content
 @errors(400)
-@login_required
 async def revoke_current_token() -> Response:
     """Revoke the bearer token this request was made with."""
     if current_user.kind is not SessionKind.TOKEN or current_user.auth_id is None:
@@ -74,11 +72,10 @@ async def revoke_current_token() -> Response:
 
 @bp.get("/me")
 @signed_in
-@login_required
 @validate_response(UserEnvelope)
 async def me() -> UserEnvelope:
     """The signed-in user."""
-    assert current_user.account is not None  # login_required guarantees it
+    assert current_user.account is not None  # signed_in guarantees it
     return UserEnvelope(user=UserOut.model_validate(current_user.account))
 
 
@@ -86,12 +83,11 @@ async def me() -> UserEnvelope:
 @signed_in
 @no_content
 @errors(403)
-@login_required
 @validate_request(PasswordChange)
 async def change_password(data: PasswordChange) -> Response:
     """Change the signed-in user's password; every other session of theirs ends."""
     account = current_user.account
-    assert account is not None  # login_required guarantees it
+    assert account is not None  # signed_in guarantees it
     if await check_password(account, data.current_password) is None:
         abort(403, "The current password is wrong")
     await set_password(account, data.new_password, keep_session=current_user.auth_id)

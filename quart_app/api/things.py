@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, abort, jsonify, make_response, url_for
 from quart.typing import ResponseTypes
-from quart_auth import login_required
 from quart_schema import document_response, validate_querystring, validate_request
 from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
+from ..access import signed_in
 from ..auth import current_user
 from ..db import MAX_ID, Query, Row, db, utcnow
 from ..models import Thing, User
-from ..openapi import errors, no_content, signed_in
+from ..openapi import errors, no_content
 from ..schemas import (
     CreatedHeaders,
     PageQuery,
@@ -79,7 +79,7 @@ _DELETE = Query(delete(Thing).where(*_OWNED))
 
 
 def _owner_id() -> int:
-    assert current_user.account is not None  # every route here is login_required
+    assert current_user.account is not None  # every route here is signed_in
     return current_user.account.id
 
 
@@ -99,7 +99,6 @@ def _thing_json(row: Row | None) -> Response:
 @bp.get("")
 @signed_in
 @document_response(ThingPage, 200, TotalCountHeaders)
-@login_required
 @validate_querystring(PageQuery)
 async def list_things(query_args: PageQuery) -> tuple[Response, dict[str, str]]:
     """One page of the user's things, newest first; the total is also in ``X-Total-Count``."""
@@ -120,7 +119,6 @@ async def list_things(query_args: PageQuery) -> tuple[Response, dict[str, str]]:
 @signed_in
 @errors(409)
 @document_response(ThingOut, 201, CreatedHeaders)
-@login_required
 @validate_request(ThingCreate)
 async def create_thing(data: ThingCreate) -> ResponseTypes:
     """Store a new thing: 201, its JSON, and ``Location`` pointing at it."""
@@ -138,7 +136,6 @@ async def create_thing(data: ThingCreate) -> ResponseTypes:
 @bp.get(ONE_THING)
 @signed_in
 @document_response(ThingOut)
-@login_required
 async def get_thing(thing_id: int) -> Response:
     """One of the user's things."""
     return _thing_json(await db.fetchrow(_GET, id=_existing_id(thing_id), owner_id=_owner_id()))
@@ -147,7 +144,6 @@ async def get_thing(thing_id: int) -> Response:
 @bp.patch(ONE_THING)
 @signed_in
 @document_response(ThingOut)
-@login_required
 @validate_request(ThingUpdate)
 async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
     """Change the title and/or the done flag of one of the user's things."""
@@ -165,7 +161,6 @@ async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
 @bp.delete(ONE_THING)
 @signed_in
 @no_content
-@login_required
 async def delete_thing(thing_id: int) -> Response:
     """Delete one of the user's things: 204, no body."""
     if not await db.execute(_DELETE, id=_existing_id(thing_id), owner_id=_owner_id()):

@@ -15,6 +15,8 @@ from quart_app.accounts import create_user
 from quart_app.db import Query, Row, db
 from quart_app.models import UserType
 
+AUTH_COOKIE = "quart_app_auth"
+
 # Test modules import this alias: pytest would try to collect a name starting with "Test".
 Client = TestClientProtocol
 
@@ -116,6 +118,12 @@ async def signed_in_client(app: Quart, account: Account) -> Client:
     )
     assert response.status_code == 200, await response.get_data(as_text=True)
     return test_client
+
+
+def auth_cookie(client: Client) -> str:
+    """The auth cookie value held by *client*."""
+    assert client.cookie_jar is not None
+    return next(c.value for c in client.cookie_jar if c.name == AUTH_COOKIE and c.value)
 
 
 async def bearer_headers(client: Client, account: Account) -> dict[str, str]:
