@@ -19,10 +19,10 @@ from itsdangerous import BadSignature
 from quart import Quart, Response, current_app, flash, g, jsonify, redirect, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import Action, AuthUser, QuartAuth, login_user, logout_user
+from quart_babel import _
 
 from .accounts import VerifiedAccount
 from .errors import WWW_AUTHENTICATE, is_api_request
-from .i18n import _
 from .models import Account, SessionKind
 from .safe_redirects import login_url_for_current_request
 from .session_store import revoke_session, session_account, start_session

@@ -5,13 +5,13 @@ from __future__ import annotations
 from quart import Blueprint, flash, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import login_required
+from quart_babel import _
 from quart_rate_limiter import rate_limit
 from quart_schema import hide
 
 from .accounts import all_users, authenticate
 from .auth import admin_required, sign_in, sign_out
 from .csrf import rotate_csrf_token
-from .i18n import _
 from .rate_limits import SIGN_IN_LIMITS
 from .safe_redirects import safe_next
 
@@ -45,7 +45,7 @@ async def login() -> ResponseReturnValue:
             "login.html", next=next_path, error=error, username=username[:64]
         )
     rotate_csrf_token()
-    await flash(_("Signed in as %(name)s") % {"name": verified.account.username}, "success")
+    await flash(_("Signed in as %(name)s", name=verified.account.username), "success")
     return redirect(next_path or url_for("main.public_index"))
 
 
