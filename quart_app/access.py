@@ -14,10 +14,10 @@ from typing import ParamSpec, TypeVar, cast
 from quart import current_app, flash, redirect, url_for
 from quart.typing import ResponseReturnValue
 from quart_auth import login_required
+from quart_babel import _
 
 from .auth import current_user
 from .errors import is_api_request, json_error
-from .i18n import _
 from .openapi import errors, needs_credentials
 from .safe_redirects import login_url_for_current_request
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from quart import Blueprint, flash, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
+from quart_babel import _
 from quart_rate_limiter import rate_limit
 from quart_schema import hide
 
 from .access import admin_required, signed_in
 from .accounts import all_users, authenticate
-from .i18n import _
 from .rate_limits import SIGN_IN_LIMITS
 from .safe_redirects import safe_next
 from .signing_in import sign_in, sign_out
@@ -43,7 +43,7 @@ async def login() -> ResponseReturnValue:
         return await render_template(
             "login.html", next=next_path, error=error, username=username[:64]
         )
-    await flash(_("Signed in as %(name)s") % {"name": verified.account.username}, "success")
+    await flash(_("Signed in as %(name)s", name=verified.account.username), "success")
     return redirect(next_path or url_for("main.public_index"))
 
 

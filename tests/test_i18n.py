@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
 
-from quart_app.i18n import load_catalog
 from tests.helpers.apps import Client
 
 PACKAGE = Path(__file__).resolve().parent.parent / "quart_app"
+TRANSLATIONS = PACKAGE / "translations"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +38,14 @@ async def test_pages_follow_accept_language(
     assert "Accept-Language" in response.headers["Vary"]
 
 
+@pytest.mark.parametrize("path", ["/api/status", "/api/me", "/api/no-such-route"])
+async def test_json_answers_do_not_depend_on_the_language(client: Client, path: str) -> None:
+    response = await client.get(path, headers={"Accept-Language": "de"})
+    assert response.mimetype == "application/json"
+    assert "Content-Language" not in response.headers
+    assert "Accept-Language" not in response.headers.get("Vary", "")
+
+
 async def test_flash_messages_are_translated(client: Client) -> None:
     german = {"Accept-Language": "de"}
     response = await client.get("/admin", headers=german)
@@ -54,6 +65,20 @@ def test_every_message_has_a_german_translation() -> None:
         )
     }
     assert "Admin access required" in messages
-    catalog = load_catalog("de")
+    # The compiled catalog, loaded the way quart-babel loads it.
+    catalog = Translations.load(str(TRANSLATIONS), ["de"])
     untranslated = sorted(m for m in messages if isinstance(m, str) and catalog.gettext(m) == m)
     assert untranslated == ["Status"]  # the same word in German
+
+
+@pytest.mark.parametrize(
+    "source",
+    sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po")),
+    ids=lambda path: path.parts[-3],
+)
+def test_compiled_catalog_matches_its_source(source: Path) -> None:
+    with source.open("rb") as po_file:
+        wanted = {(m.id, m.string) for m in read_po(po_file) if m.id and m.string and not m.fuzzy}
+    with source.with_suffix(".mo").open("rb") as mo_file:
+        compiled = {(m.id, m.string) for m in read_mo(mo_file) if m.id}
+    assert compiled == wanted, "stale .mo: run .venv/bin/pybabel compile -d quart_app/translations"
