@@ -267,7 +267,12 @@ class Timeouts:
 
 
 class _Pool(ABC):
-    """A backend's connections, acquired first come, first served, within the timeouts."""
+    """A backend's connections, acquired within the timeouts.
+
+    Waiters are woken in arrival order (an ``asyncio`` queue, in asyncpg's pool too),
+    but a request that asks just as a connection is given back takes it at once, ahead
+    of those already waiting.
+    """
 
     connection_class: type[Connection]
 

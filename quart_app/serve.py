@@ -5,12 +5,33 @@
 
 Each worker is hypercorn's own (``asyncio_worker`` or ``uvloop_worker``, as
 ``worker_class`` says), so a request is served as under ``hypercorn -c
-hypercorn.toml``, except that each worker first applies ``quart_app.hypercorn_fixes``
-(an HTTP/2 connection survives an answer sent before the request body was read). What
-differs otherwise is process management, and that each worker gets its own listening
-sockets (``SO_REUSEPORT``), so the kernel balances connections.
-hypercorn 0.18 stops the whole instance when one worker dies and then exits 0, so a
-``Restart=on-failure`` unit never restarts it (pgjones/hypercorn#372). Here:
+hypercorn.toml``; what differs is process management, and that each worker gets its
+own listening sockets (``SO_REUSEPORT``), so the kernel balances connections.
+
+Upstream bugs worked around here (hypercorn 0.18.0; each test runs the installed, bare
+hypercorn and fails once the bug is gone, so the workaround can be removed):
+
+1. A worker's death stops the whole instance with exit status 0, so a
+   ``Restart=on-failure`` unit never restarts it. In ``hypercorn/run.py``, ``run()``
+   sets the shutdown event once any worker exits non-zero (lines 98-101) and
+   terminates the rest (103-104); line 106 then replaces the dead worker's status with
+   the survivors' (pgjones/hypercorn#269; fix proposed in pgjones/hypercorn#372).
+   Here: ``Supervisor`` logs and replaces the dead worker. Test (tests/test_serve.py):
+   ``test_installed_hypercorn_still_stops_the_instance_when_a_worker_dies``.
+2. SIGTERM cuts requests that are still draining. ``run()`` answers SIGTERM by setting
+   the shutdown event (lines 64-67), but ``terminate()``s every other worker as soon as
+   the first one has exited (96-104); a worker given that event installs no SIGTERM
+   handler (``worker_serve`` in ``hypercorn/asyncio/run.py``, lines 65-79), so it dies
+   mid-request. No upstream issue found. Here: workers get no shutdown event, so
+   SIGTERM drains them; ``Supervisor.stop`` sends it to each and waits up to
+   ``graceful_timeout``. Test (tests/test_serve.py):
+   ``test_installed_hypercorn_still_cuts_draining_requests_on_sigterm``.
+3. HTTP/2 drops a connection when the app answers before reading the request body
+   (pgjones/hypercorn#329). Here: ``serve_worker`` applies ``quart_app.hypercorn_fixes``.
+   Test (tests/test_http2.py):
+   ``test_installed_hypercorn_still_drops_the_connection_without_the_fix``.
+
+What the supervisor does:
 
 - a worker that dies (the OOM killer's SIGKILL, a crash, ``kill <pid>``) is logged with
   its pid and signal or exit status, and replaced; only its own requests are lost;

@@ -7,10 +7,10 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,13 +18,24 @@ import pytest
 from sqlalchemy import select
 
 from quart_app.models import Thing
-from quart_app.serve import CRASH_LIMIT, describe_exit
+from quart_app.serve import CRASH_LIMIT, DEFAULT_APP, KILL_MARGIN, describe_exit
 from tests.helpers.apps import make_app, stored
 from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
-from tests.helpers.live import ROOT, LiveServer, free_port, stop_process_group, token_for
+from tests.helpers.live import (
+    ROOT,
+    LiveServer,
+    Server,
+    free_port,
+    running,
+    server_command,
+    stop_process_group,
+    token_for,
+)
+from tests.helpers.slow_app import STARTED_MARK
 
 GRACEFUL_TIMEOUT = 10  # hypercorn.toml
 CREDENTIALS = {"username": "admin", "password": ADMIN_PASSWORD}
+SLOW_APP = "tests.helpers.slow_app:app"
 
 
 def started_workers(server: LiveServer) -> list[int]:
@@ -227,16 +238,13 @@ async def test_workers_left_without_their_supervisor_drain_and_exit(
 def test_workers_that_cannot_start_stop_the_instance_with_status_1(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "QUART_SECRET_KEY"}
     process = subprocess.Popen(
-        [
-            sys.executable, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml"),
-            "--bind", f"127.0.0.1:{free_port()}",
-        ],
+        server_command("quart_app.serve", DEFAULT_APP, free_port()),
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         output, _ = process.communicate(timeout=120)
     finally:
@@ -245,3 +253,105 @@ def test_workers_that_cannot_start_stop_the_instance_with_status_1(tmp_path: Pat
     assert process.returncode == 1
     assert "QUART_SECRET_KEY is not set" in log
     assert f"{CRASH_LIMIT} workers died within" in log
+
+
+# --- the upstream bugs serve.py works around, in the installed hypercorn ------------
+# Each check runs against bare hypercorn, where it must still find the bug, and, as a
+# control, against quart_app.serve, which behaves as a fixed hypercorn would: so the
+# check is known to tell the two apart, and fails once hypercorn is fixed.
+
+# What the master reports after a worker died: line 106 of hypercorn/run.py (0.18)
+# replaces the dead worker's status with the survivor's, read right after SIGTERMing
+# it: 0 while it is still dying (nearly always), else -SIGTERM, which sys.exit turns
+# into 241. Never the dead worker's own status.
+SURVIVORS_STATUSES = {0, 256 - signal.SIGTERM}
+
+
+@contextmanager
+def slow_app_under(server: Server, tmp_path: Path) -> Iterator[LiveServer]:
+    """tests/helpers/slow_app.py served by two workers of *server*."""
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    command = server_command(server, SLOW_APP, port, "--workers", "2")
+    with running(command, os.environ, ROOT, log_path) as process:
+        yield LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+
+
+async def status_after_a_worker_is_killed(server: LiveServer) -> int | None:
+    """SIGKILL one of two workers: the master's exit status, or None if it replaced it."""
+    await until(lambda: len(serving_workers(server)) == 2, 30, "two workers serving")
+    victim = min(serving_workers(server))
+    os.kill(victim, signal.SIGKILL)
+
+    def settled() -> bool:
+        replaced = len(serving_workers(server) - {victim}) == 2
+        return replaced or server.process.poll() is not None
+
+    await until(settled, 30, "the instance stopping or replacing its worker")
+    return server.process.poll()
+
+
+async def slow_request_across_sigterm(server: LiveServer) -> str:
+    """SIGTERM the master while a worker serves ``/slow``: the answer, or how it failed."""
+    await until(lambda: len(serving_workers(server)) == 2, 30, "two workers serving")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        request = asyncio.create_task(client.get("/slow"))
+        await until(
+            lambda: STARTED_MARK in server.log_path.read_text() or request.done(),
+            30,
+            "the slow request reaching the app",
+        )
+        assert not request.done(), request.result()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            answer = await request
+        except httpx.TransportError as error:
+            outcome = f"cut: {type(error).__name__}"
+        else:
+            outcome = f"{answer.status_code} {answer.text}"
+    await asyncio.to_thread(server.process.wait, GRACEFUL_TIMEOUT + KILL_MARGIN + 5)
+    return outcome
+
+
+def describe_master(status: int | None) -> str:
+    """How the master of an instance ended, from its exit status (None: still running)."""
+    return "kept running" if status is None else f"exited with status {status}"
+
+
+@pytest.mark.live
+async def test_installed_hypercorn_still_stops_the_instance_when_a_worker_dies(
+    tmp_path: Path,
+) -> None:
+    with slow_app_under("hypercorn", tmp_path) as server:
+        status = await status_after_a_worker_is_killed(server)
+    assert status in SURVIVORS_STATUSES, (
+        f"bare hypercorn {describe_master(status)} after a worker was killed: hypercorn "
+        "fixed this upstream (pgjones/hypercorn#269); the matching part of serve.py, "
+        "replacing dead workers, can go (or stay as a choice, its docstring saying so)"
+    )
+
+
+@pytest.mark.live
+async def test_the_worker_death_check_finds_no_bug_under_quart_app_serve(tmp_path: Path) -> None:
+    with slow_app_under("quart_app.serve", tmp_path) as server:
+        assert await status_after_a_worker_is_killed(server) is None
+
+
+@pytest.mark.live
+async def test_installed_hypercorn_still_cuts_draining_requests_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    with slow_app_under("hypercorn", tmp_path) as server:
+        outcome = await slow_request_across_sigterm(server)
+    assert outcome.startswith("cut: "), (
+        f"bare hypercorn answered a request in flight at SIGTERM ({outcome}): hypercorn "
+        "fixed this upstream; the matching part of serve.py (workers given no shutdown "
+        "event, drained by SIGTERM from Supervisor.stop) can go"
+    )
+
+
+@pytest.mark.live
+async def test_the_sigterm_check_finds_no_bug_under_quart_app_serve(tmp_path: Path) -> None:
+    with slow_app_under("quart_app.serve", tmp_path) as server:
+        assert await slow_request_across_sigterm(server) == "200 done"
+        assert server.process.returncode == 0

@@ -1,4 +1,5 @@
-"""A real server: quart_app.serve with the project's hypercorn.toml, on a free port."""
+"""Real servers on free ports, with the project's hypercorn.toml: quart_app.serve, as
+production runs it, or the bare hypercorn whose bugs it works around."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -26,6 +28,8 @@ STARTUP_SECONDS = 30
 
 # For live tests whose subject is not the database: one server, on SQLite.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+Server = Literal["quart_app.serve", "hypercorn"]
 
 
 def free_port() -> int:
@@ -103,15 +107,35 @@ def hypercorn_process(
     """
     port = free_port()
     log_path = workdir / f"{name}.log"
-    command = [
-        *(sys.executable, "-m", "quart_app.serve", "-c", str(ROOT / "hypercorn.toml")),
-        *("--bind", f"127.0.0.1:{port}"),
-    ]
+    command = server_command("quart_app.serve", "quart_app.asgi:app", port)
     verify: ssl.SSLContext | bool
     url, verify = f"http://127.0.0.1:{port}", True
     if certificate is not None:
         command += ["--certfile", str(certificate.certfile), "--keyfile", str(certificate.keyfile)]
         url, verify = f"https://127.0.0.1:{port}", certificate.client_context
+    with running(command, env, workdir, log_path) as process:
+        yield LiveServer(url, process, log_path, verify)
+
+
+def server_command(server: Server, app: str, port: int, *options: str) -> list[str]:
+    """The command line serving *app* on 127.0.0.1:*port* with the project's hypercorn.toml.
+
+    *server* is ``quart_app.serve`` (production's supervisor) or ``hypercorn``: this
+    environment's own hypercorn executable, bare, as upstream ships it.
+    """
+    program = {
+        "quart_app.serve": [sys.executable, "-m", "quart_app.serve"],
+        "hypercorn": [str(Path(sys.prefix) / "bin" / "hypercorn")],
+    }[server]
+    config = ("-c", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}")
+    return [*program, app, *config, *options]
+
+
+@contextmanager
+def running(
+    command: list[str], env: Mapping[str, str], workdir: Path, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server, its output in *log_path*; stop it and every process it started after."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
@@ -124,7 +148,7 @@ def hypercorn_process(
             start_new_session=True,
         )
         try:
-            yield LiveServer(url, process, log_path, verify)
+            yield process
         finally:
             stop_process_group(process)
 
