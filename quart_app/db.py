@@ -22,6 +22,7 @@ import asyncio
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -267,11 +268,14 @@ class Timeouts:
 
 
 class _Pool(ABC):
-    """A backend's connections, acquired within the timeouts.
+    """A backend's connections, given first come, first served, within the timeouts.
 
-    Waiters are woken in arrival order (an ``asyncio`` queue, in asyncpg's pool too),
-    but a request that asks just as a connection is given back takes it at once, ahead
-    of those already waiting.
+    The drivers' own queues (asyncpg's, and the idle connections of aiosqlite here) let
+    a request that asks just as a connection comes back take it ahead of the requests
+    already waiting, which then go to the back of the line: under load some wait past
+    the pool timeout and get 503 while newcomers are served. So a place in the pool is
+    taken first, from a semaphore that hands each freed place to the longest waiter
+    (``tests/test_db.py``), and only then a connection, which is always free by then.
     """
 
     connection_class: type[Connection]
@@ -281,10 +285,28 @@ class _Pool(ABC):
         self.size = size
         self.timeouts = timeouts
         self.echo = echo
+        self._places = asyncio.Semaphore(size)
 
     @abstractmethod
-    def _acquired(self) -> AbstractAsyncContextManager[Any]:
+    def _connected(self) -> AbstractAsyncContextManager[Any]:
         """The driver's own connection, taken from the pool and given back after."""
+
+    @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[Any]:
+        """A place in the pool, in turn, then the driver's connection."""
+        if self._places.locked():
+            try:
+                async with asyncio.timeout(self.timeouts.pool):
+                    await self._places.acquire()
+            except TimeoutError as error:
+                raise DatabaseUnavailable("no database connection was free") from error
+        else:
+            await self._places.acquire()  # a free place: no wait
+        try:
+            async with self._connected() as raw:
+                yield raw
+        finally:
+            self._places.release()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -354,7 +376,7 @@ class _PostgresPool(_Pool):
         return self._pool
 
     @asynccontextmanager
-    async def _acquired(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connected(self) -> AsyncIterator[asyncpg.Connection]:
         pool = await self._get_pool()
         try:
             connection = await pool.acquire(timeout=self.timeouts.pool)
@@ -397,13 +419,11 @@ class _SQLitePool(_Pool):
     connection_class = _SQLiteConnection
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
-        super().__init__(url, size, timeouts, echo)
         database = make_url(url).database
         self.path = database if database else ":memory:"
-        if self.path == ":memory:":
-            # An in-memory database lives in one connection; more would see other databases.
-            self.size = 1
-        self._idle: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # An in-memory database lives in one connection; more would see other databases.
+        super().__init__(url, 1 if self.path == ":memory:" else size, timeouts, echo)
+        self._idle: deque[aiosqlite.Connection] = deque()
         self._opened: list[aiosqlite.Connection] = []
 
     async def _open(self) -> aiosqlite.Connection:
@@ -434,22 +454,16 @@ class _SQLitePool(_Pool):
         return connection
 
     @asynccontextmanager
-    async def _acquired(self) -> AsyncIterator[aiosqlite.Connection]:
-        try:
-            connection = self._idle.get_nowait()
-        except asyncio.QueueEmpty:
-            if len(self._opened) < self.size:
-                try:
-                    connection = await self._open()
-                except _SQLITE_UNAVAILABLE as error:
-                    raise DatabaseUnavailable(str(error)) from error
-                self._opened.append(connection)
-            else:
-                try:
-                    async with asyncio.timeout(self.timeouts.pool):
-                        connection = await self._idle.get()
-                except TimeoutError as error:
-                    raise DatabaseUnavailable("no database connection was free") from error
+    async def _connected(self) -> AsyncIterator[aiosqlite.Connection]:
+        # With a place in the pool, an idle connection is there or may be opened.
+        if self._idle:
+            connection = self._idle.popleft()
+        else:
+            try:
+                connection = await self._open()
+            except _SQLITE_UNAVAILABLE as error:
+                raise DatabaseUnavailable(str(error)) from error
+            self._opened.append(connection)
         try:
             yield connection
         except _SQLITE_UNAVAILABLE as error:
@@ -457,7 +471,7 @@ class _SQLitePool(_Pool):
         except sqlite3.IntegrityError as error:
             raise ConstraintViolation(str(error)) from error
         finally:
-            self._idle.put_nowait(connection)
+            self._idle.append(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -474,7 +488,7 @@ class _SQLitePool(_Pool):
 
     async def close(self) -> None:
         opened, self._opened = self._opened, []
-        self._idle = asyncio.Queue()
+        self._idle.clear()
         for connection in opened:
             await connection.close()
 

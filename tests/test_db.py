@@ -11,10 +11,14 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from sqlalchemy import literal, select
 
+from quart_app.db import Query, db
 from quart_app.models import UserType
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
+
+_ONE = Query(select(literal(1).label("one")))
 
 
 @pytest.fixture
@@ -54,6 +58,36 @@ async def test_concurrent_requests_share_a_small_pool(
         asyncio.gather(*(client.get("/api/me", headers=token) for _ in range(20))), 30
     )
     assert {answer.status_code for answer in answers} == {200}
+
+
+async def test_a_freed_connection_goes_to_the_request_that_waited_longest(
+    one_connection: tuple[Client, dict[str, str]],
+) -> None:
+    """First come, first served: a request arriving as a connection comes free does not
+    take it from the requests already waiting, whatever the driver's own queue does."""
+    client, _token = one_connection
+    app = client.app
+    freed = asyncio.Event()
+    served: list[int] = []
+
+    async def hold() -> None:
+        async with app.app_context(), db.connection():
+            await freed.wait()
+
+    async def use(n: int) -> None:
+        async with app.app_context(), db.connection() as connection:
+            served.append(n)
+            await connection.fetch(_ONE)
+
+    holder = asyncio.create_task(hold())
+    waiting = []
+    for n in range(10):
+        waiting.append(asyncio.create_task(use(n)))
+        await asyncio.sleep(0.01)  # each joins the line in turn
+    freed.set()
+    latecomers = [asyncio.create_task(use(n)) for n in range(10, 20)]
+    await asyncio.wait_for(asyncio.gather(holder, *waiting, *latecomers), 30)
+    assert served == list(range(20))
 
 
 async def test_database_echo_logs_every_statement_with_its_arguments(
