@@ -60,7 +60,7 @@ def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:  # reaped in between
+    except (FileNotFoundError, ProcessLookupError):  # reaped in between: open, or read
         return False
 
 
