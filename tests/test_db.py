@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from quart import Quart
-from sqlalchemy import literal, select
+from sqlalchemy import func, literal, select
 
-from quart_app.db import Query, db
-from quart_app.models import UserType
+from quart_app.db import READ_HERE_SECONDS, Query, db
+from quart_app.models import User, UserType
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
 
@@ -143,3 +145,75 @@ def test_a_failed_sqlite_open_leaves_no_thread_behind(tmp_path: Path) -> None:
         threading.excepthook = previous_hook
     assert statuses == {503}
     assert stray == []
+
+
+# --- SQLite reads on the event loop's own thread ---------------------------------------
+
+_USERNAMES = Query(select(User.username).order_by(User.id))
+
+
+def _counting_to(n: int) -> Query:
+    """A read that takes SQLite a while: counting to *n* with a recursive CTE."""
+    numbers = select(literal(1).label("x")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.x + 1).where(numbers.c.x < n))
+    return Query(select(func.count().label("total")).select_from(numbers))
+
+
+@pytest.fixture
+async def sqlite_app(tmp_path: Path) -> AsyncIterator[tuple[Quart, Path]]:
+    """A started app on a SQLite file holding one user, and that file's path."""
+    path = tmp_path / "reads.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    await reset_schema(url)
+    app = make_app(url)
+    async with app.test_app():
+        await add_user(app, "alice", "alice-password", UserType.USER)
+        yield app, path
+
+
+async def test_a_long_read_leaves_the_loop_free_and_still_answers(
+    sqlite_app: tuple[Quart, Path],
+) -> None:
+    """A read past READ_HERE_SECONDS is interrupted and finished on a pooled connection,
+    so other requests of the worker go on meanwhile."""
+    app, _path = sqlite_app
+    gaps: list[float] = []
+    reading = True
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while reading:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    started = time.perf_counter()
+    async with app.app_context():
+        row = await db.fetchrow(_counting_to(1_000_000))
+    took = time.perf_counter() - started
+    reading = False
+    await ticker
+    assert row == {"total": 1_000_000}
+    assert took > 10 * READ_HERE_SECONDS  # long enough to show the difference
+    assert gaps, "the loop never ran while the read did"
+    assert max(gaps) < took / 2
+
+
+async def test_a_read_does_not_see_or_wait_for_an_uncommitted_write(
+    sqlite_app: tuple[Quart, Path],
+) -> None:
+    app, path = sqlite_app
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE users SET username = 'mallory'")
+        async with app.app_context():
+            rows = await asyncio.wait_for(db.fetch(_USERNAMES), 1)
+        assert rows == [{"username": "alice"}]
+        writer.execute("COMMIT")
+        async with app.app_context():
+            assert await db.fetch(_USERNAMES) == [{"username": "mallory"}]
+    finally:
+        writer.close()
