@@ -390,6 +390,8 @@ class _PostgresPool(_Pool):
                         timeout=self.timeouts.connect,
                         command_timeout=self.timeouts.statement,
                         reset=_keep_session_state,
+                        # No idle timer re-armed on every release: connections stay open.
+                        max_inactive_connection_lifetime=0,
                         server_settings={
                             # The server gives up too, so a cancelled statement frees its locks.
                             "statement_timeout": str(int(self.timeouts.statement * 1000)),
@@ -404,7 +406,9 @@ class _PostgresPool(_Pool):
     async def _connected(self) -> AsyncIterator[asyncpg.Connection]:
         pool = await self._get_pool()
         try:
-            connection = await pool.acquire(timeout=self.timeouts.pool)
+            # No timeout of its own (a task and a timer per call): with a place in the
+            # pool a connection is free, or is opened within the connect timeout.
+            connection = await pool.acquire()
         except _POSTGRES_UNAVAILABLE as error:
             raise DatabaseUnavailable(str(error) or type(error).__name__) from error
         try:
@@ -419,7 +423,9 @@ class _PostgresPool(_Pool):
         except asyncpg.exceptions.IntegrityConstraintViolationError as error:
             raise ConstraintViolation(str(error)) from error
         finally:
-            await pool.release(connection, timeout=self.timeouts.statement)
+            # Unbounded here, bounded below: the reset's only statement, a ROLLBACK, is
+            # bounded by the connection's command timeout.
+            await pool.release(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
