@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import tomllib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -53,15 +54,36 @@ def flask_list_targets(backend: str) -> tuple[str, str, str]:
     )
 
 
+def paired_ratio(row: Row, reference: Row) -> tuple[float, str]:
+    """*row*'s req/s over *reference*'s, and how it was taken.
+
+    With runs taken in the same rounds, the median of the rounds' ratios: the machine's
+    drift between rounds then hits both sides of each ratio alike. Otherwise, the ratio
+    of the medians.
+    """
+    medians = row["requests_per_second"] / reference["requests_per_second"]
+    runs, reference_runs = row.get("runs") or [], reference.get("runs") or []
+    if len(runs) < 2 or len(runs) != len(reference_runs):
+        return medians, "req/s at 64 connections"
+    ratio = statistics.median(
+        run["requests_per_second"] / other["requests_per_second"]
+        for run, other in zip(runs, reference_runs, strict=True)
+    )
+    return ratio, (
+        f"req/s at 64 connections: median of {len(runs)} rounds' ratios"
+        f" (ratio of the medians: {medians:.2f})"
+    )
+
+
 def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
     """(target, how measured, ratio, what is needed, met) for each of the contract's targets."""
     app = find(results, "A", "quart_app", "/api/status", 64)
     bare = find(results, "A", "bare Quart", "/api/status", 64)
-    a_ratio = app["requests_per_second"] / bare["requests_per_second"]
+    a_ratio, a_how = paired_ratio(app, bare)
     rows = [
         (
             "A: /api/status vs bare Quart",
-            "req/s at 64 connections",
+            a_how,
             a_ratio,
             ">= 0.90",
             a_ratio >= 0.90,
@@ -69,11 +91,11 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
     ]
     for backend, need in (("SQLite", 0.45), ("PostgreSQL", 0.28)):
         things = find(results, "B", f"quart_app {backend}", "/api/things", 64)
-        b_ratio = things["requests_per_second"] / bare["requests_per_second"]
+        b_ratio, b_how = paired_ratio(things, bare)
         rows.append(
             (
                 f"B: authenticated list ({backend}) vs bare Quart /api/status",
-                "req/s at 64 connections",
+                b_how,
                 b_ratio,
                 f">= {need:.2f}",
                 b_ratio >= need,

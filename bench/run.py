@@ -488,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=3,
+        default=5,
         help="rounds of wrk runs per target in scenarios A, B and F (median kept)",
     )
     parser.add_argument(
