@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_ECHO": False,
     # Connections per worker process, opened on demand. PostgreSQL: keep instances x
     # workers x size below the server's max_connections (100 by default). SQLite: each
-    # connection is a thread.
+    # connection is a thread; reads run on one more, read-only, on the loop's thread.
     "DATABASE_POOL_SIZE": 10,
     # Seconds to wait, at most, for a new connection to open, for a statement to
     # answer, and for a pooled connection to come free; past any of them the request
