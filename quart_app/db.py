@@ -1,10 +1,11 @@
-"""Database access: the drivers' own pools, with statements written in SQLAlchemy Core.
+"""Database access: the drivers on pools of their own, statements in SQLAlchemy Core.
 
 The models (``models.py``) and Alembic stay the one source of truth for the schema;
 the statements the app runs are SQLAlchemy Core expressions over those models,
-compiled once per dialect and run by the driver itself (asyncpg, aiosqlite). Measured
-against an ``AsyncSession`` and against SQLAlchemy Core on an ``AsyncConnection``,
-the driver is 3 to 10 times cheaper per request (docs/benchmarks.md).
+compiled once per dialect and run by the driver itself (asyncpg, aiosqlite), on
+connections pooled here. Measured against an ``AsyncSession`` and against SQLAlchemy
+Core on an ``AsyncConnection``, the driver is 3 to 10 times cheaper per request
+(docs/benchmarks.md).
 
 A connection is held only for the statements that need it: ``db.fetch(...)`` takes
 one, runs one statement and gives it back; ``db.transaction()`` holds one for a few
@@ -290,12 +291,12 @@ class Timeouts:
 class _Pool(ABC):
     """A backend's connections, given first come, first served, within the timeouts.
 
-    The drivers' own queues (asyncpg's, and the idle connections of aiosqlite here) let
-    a request that asks just as a connection comes back take it ahead of the requests
-    already waiting, which then go to the back of the line: under load some wait past
-    the pool timeout and get 503 while newcomers are served. So a place in the pool is
-    taken first, from a semaphore that hands each freed place to the longest waiter
-    (``tests/test_db.py``), and only then a connection, which is always free by then.
+    A queue of connections alone (asyncpg's pool, ``asyncio.Queue``) lets a request that
+    asks just as a connection comes back take it ahead of the requests already waiting,
+    which then go to the back of the line: under load some wait past the pool timeout
+    and get 503 while newcomers are served. So a place in the pool is taken first, from
+    a semaphore that hands each freed place to the longest waiter (``tests/test_db.py``),
+    and only then a connection, which is always idle or may be opened by then.
     """
 
     connection_class: type[Connection]
@@ -348,14 +349,6 @@ class _Pool(ABC):
         """Close every connection."""
 
 
-async def _keep_session_state(connection: asyncpg.Connection) -> None:
-    # asyncpg resets each connection it takes back with a round trip (RESET ALL,
-    # UNLISTEN, ...). The app sets no session state; only an open transaction
-    # could survive a request, and the transaction block below always ends it.
-    if connection.is_in_transaction():
-        await connection.execute("ROLLBACK")
-
-
 _POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable; ConnectionError is one
     TimeoutError,
@@ -370,62 +363,71 @@ _POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 class _PostgresPool(_Pool):
+    """asyncpg connections, opened on demand, behind ``_Pool``'s places.
+
+    Not asyncpg's own pool: with a place already taken there is nothing left for it to
+    arbitrate, and it costs every release a shielded task and a reset.
+    """
+
     connection_class = _PostgresConnection
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
         super().__init__(url, size, timeouts, echo)
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+        self._idle: deque[asyncpg.Connection] = deque()
+        self._opened: set[asyncpg.Connection] = set()
 
-    async def _get_pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    # min_size=0: nothing is opened before it is needed, so an app can
-                    # start (and report "not ready") while the database is down.
-                    self._pool = await asyncpg.create_pool(
-                        make_url(self.url).set(drivername="postgresql").render_as_string(False),
-                        min_size=0,
-                        max_size=self.size,
-                        timeout=self.timeouts.connect,
-                        command_timeout=self.timeouts.statement,
-                        reset=_keep_session_state,
-                        # No idle timer re-armed on every release: connections stay open.
-                        max_inactive_connection_lifetime=0,
-                        server_settings={
-                            # The server gives up too, so a cancelled statement frees its locks.
-                            "statement_timeout": str(int(self.timeouts.statement * 1000)),
-                            "idle_in_transaction_session_timeout": str(
-                                int(self.timeouts.statement * 2000)
-                            ),
-                        },
-                    )
-        return self._pool
+    async def _open(self) -> asyncpg.Connection:
+        try:
+            connection = await asyncpg.connect(
+                self._dsn,
+                timeout=self.timeouts.connect,
+                command_timeout=self.timeouts.statement,
+                server_settings={
+                    # The server gives up too, so a cancelled statement frees its locks.
+                    "statement_timeout": str(int(self.timeouts.statement * 1000)),
+                    "idle_in_transaction_session_timeout": str(int(self.timeouts.statement * 2000)),
+                },
+            )
+        except _POSTGRES_UNAVAILABLE as error:
+            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
+        self._opened.add(connection)
+        return connection
+
+    def _discard(self, connection: asyncpg.Connection) -> None:
+        self._opened.discard(connection)
+        connection.terminate()
 
     @asynccontextmanager
     async def _connected(self) -> AsyncIterator[asyncpg.Connection]:
-        pool = await self._get_pool()
-        try:
-            # No timeout of its own (a task and a timer per call): with a place in the
-            # pool a connection is free, or is opened within the connect timeout.
-            connection = await pool.acquire()
-        except _POSTGRES_UNAVAILABLE as error:
-            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
+        # With a place in the pool, an idle connection is there or may be opened.
+        connection = self._idle.popleft() if self._idle else None
+        if connection is None or connection.is_closed():
+            if connection is not None:
+                self._discard(connection)
+            connection = await self._open()
+        reusable = False
         try:
             yield connection
+            reusable = True
         except _POSTGRES_UNAVAILABLE as error:
             # A connection that timed out may still be waiting for its answer: it is
-            # of no more use, and resetting it could wait as long again. (One that
-            # was lost is already back in the pool's hands.)
-            with suppress(asyncpg.exceptions.InterfaceError):
-                connection.terminate()
+            # of no more use.
             raise DatabaseUnavailable(str(error) or type(error).__name__) from error
         except asyncpg.exceptions.IntegrityConstraintViolationError as error:
+            reusable = True
             raise ConstraintViolation(str(error)) from error
+        except Exception:
+            # The caller's own error (its transaction block has rolled back): the
+            # connection itself is fine.
+            reusable = True
+            raise
         finally:
-            # Unbounded here, bounded below: the reset's only statement, a ROLLBACK, is
-            # bounded by the connection's command timeout.
-            await pool.release(connection)
+            # Anything else (a cancellation mid-statement) leaves it in an unknown state.
+            if reusable and not connection.is_closed() and not connection.is_in_transaction():
+                self._idle.append(connection)
+            else:
+                self._discard(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -433,12 +435,13 @@ class _PostgresPool(_Pool):
             yield _PostgresConnection(raw, self.echo)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
+        opened, self._opened = self._opened, set()
+        self._idle.clear()
+        for connection in opened:
             try:
-                await asyncio.wait_for(pool.close(), self.timeouts.statement)
+                await asyncio.wait_for(connection.close(), self.timeouts.statement)
             except _POSTGRES_UNAVAILABLE:
-                pool.terminate()
+                connection.terminate()
 
 
 _SQLITE_UNAVAILABLE = (sqlite3.OperationalError, TimeoutError)

@@ -11,11 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from quart import Quart
 from sqlalchemy import func, literal, select
-from sqlalchemy.engine import make_url
 
 from quart_app.db import READ_HERE_SECONDS, Query, db
 from quart_app.models import User, UserType
@@ -219,38 +217,3 @@ async def test_a_read_does_not_see_or_wait_for_an_uncommitted_write(
             assert await db.fetch(_USERNAMES) == [{"username": "mallory"}]
     finally:
         writer.close()
-
-
-async def test_asyncpgs_own_pool_still_serves_a_latecomer_first(postgres_url: str) -> None:
-    """Why ``_Pool`` takes a place first: asyncpg's pool (0.32) hands a connection given
-    back to whoever asks next, ahead of the requests already waiting. When this fails,
-    asyncpg serves in order and the semaphore in ``_Pool`` can go."""
-    dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
-    served: list[str] = []
-    freed = asyncio.Event()
-
-    async def hold() -> None:
-        async with pool.acquire():
-            await freed.wait()
-
-    async def use(name: str) -> None:
-        async with pool.acquire() as connection:
-            served.append(name)
-            await connection.fetchval("SELECT 1")
-
-    try:
-        holder = asyncio.create_task(hold())
-        await asyncio.sleep(0.05)
-        waiting = asyncio.create_task(use("waiting"))
-        await asyncio.sleep(0.05)  # in the pool's queue
-        freed.set()
-        # Ask the moment the connection is back, before the waiting task runs again
-        # (in this task itself: a new task would be scheduled after the waiting one).
-        while pool.get_idle_size() == 0:  # noqa: ASYNC110 - polled on purpose, every step
-            await asyncio.sleep(0)
-        await use("latecomer")
-        await asyncio.wait_for(asyncio.gather(waiting, holder), 10)
-    finally:
-        await pool.close()
-    assert served == ["latecomer", "waiting"], "asyncpg now serves in order: drop the gate"
