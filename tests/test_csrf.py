@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from quart import Quart
 
-from tests.helpers.apps import Account, Client, bearer_headers, signed_in_client
+from tests.helpers.apps import Account, Client, bearer_headers, form_token, signed_in_client
 
 OWN_ORIGIN = "http://localhost"
 
@@ -168,7 +168,7 @@ async def test_forms_without_the_right_token_are_refused(
 async def test_a_token_from_another_session_is_refused(app: Quart, user: Account) -> None:
     attacker, victim = app.test_client(), app.test_client()
     page = await (await attacker.get("/login")).get_data(as_text=True)
-    attackers_token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    attackers_token = form_token(page)
     await victim.get("/login")
     response = await victim.post(
         "/login",

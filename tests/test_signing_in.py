@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from quart import Quart
 
@@ -13,18 +11,15 @@ from tests.helpers.apps import (
     Client,
     auth_cookie,
     browser_client,
+    form_token,
     signed_in_client,
     submit_form,
 )
 
-_FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
-
-async def form_token(client: Client) -> str:
+async def sign_in_page_token(client: Client) -> str:
     """The form token the sign-in page gives *client*."""
-    match = _FORM_TOKEN.search(await (await client.get("/login")).get_data(as_text=True))
-    assert match is not None
-    return match.group(1)
+    return form_token(await (await client.get("/login")).get_data(as_text=True))
 
 
 async def sign_in_by(way: str, client: Client, user: Account) -> None:
@@ -63,9 +58,9 @@ async def test_sign_in_issues_a_new_session_id_and_revokes_the_old_one(
 @pytest.mark.parametrize("way", ["form", "api"])
 async def test_sign_in_replaces_the_form_token(app: Quart, user: Account, way: str) -> None:
     client = browser_client(app)
-    planted = await form_token(client)
+    planted = await sign_in_page_token(client)
     await sign_in_by(way, client, user)
-    assert await form_token(client) != planted
+    assert await sign_in_page_token(client) != planted
     # A form carrying the token from before sign-in is refused and changes nothing.
     refused = await client.post("/logout", form={"csrf_token": planted})
     assert refused.status_code == 400
@@ -75,7 +70,7 @@ async def test_sign_in_replaces_the_form_token(app: Quart, user: Account, way: s
 @pytest.mark.parametrize("way", ["form", "api"])
 async def test_sign_out_replaces_the_form_token(app: Quart, user: Account, way: str) -> None:
     client = await signed_in_client(app, user)
-    signed_in_token = await form_token(client)
+    signed_in_token = await sign_in_page_token(client)
     await sign_out_by(way, client)
     assert (await client.get("/api/me")).status_code == 401
-    assert await form_token(client) != signed_in_token
+    assert await sign_in_page_token(client) != signed_in_token

@@ -97,15 +97,20 @@ def browser_client(app: Quart) -> Client:
 _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+def form_token(html: str) -> str:
+    """The CSRF token of the (first) form on a page."""
+    match = _CSRF_FIELD.search(html)
+    assert match is not None, "no CSRF token on the page"
+    return match.group(1)
+
+
 async def submit_form(
     client: Client, page: str, fields: dict[str, str], action: str | None = None
 ) -> Response:
     """Load *page* as a browser would, then post its form with the CSRF token it carries."""
     html = await (await client.get(page)).get_data(as_text=True)
-    match = _CSRF_FIELD.search(html)
-    assert match is not None, f"no CSRF token on {page}"
     response: Response = await client.post(
-        action or page, form={**fields, "csrf_token": match.group(1)}
+        action or page, form={**fields, "csrf_token": form_token(html)}
     )
     return response
 
