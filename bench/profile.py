@@ -2,6 +2,8 @@
 
 .venv/bin/python -m bench.profile /api/status
 .venv/bin/python -m bench.profile /api/things --token
+.venv/bin/python -m bench.profile /api/things --token \
+    --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/empty_database
 """
 
 from __future__ import annotations
@@ -71,9 +73,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--sort", default="cumulative", help="pstats sort key, e.g. tottime")
+    parser.add_argument("--database-url", help="an empty database to use instead of SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        url = f"sqlite+aiosqlite:///{Path(scratch) / 'profile.sqlite3'}"
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(scratch) / 'profile.sqlite3'}"
         loop = asyncio.new_event_loop()
         app, token = loop.run_until_complete(prepared_app(url))
         headers = {"Authorization": f"Bearer {token}"} if args.token else {}

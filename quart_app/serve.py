@@ -63,6 +63,7 @@ from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
 
 from quart_app import hypercorn_fixes
+from quart_app.access_log import AccessLogger
 
 log = logging.getLogger("quart_app.serve")
 
@@ -230,6 +231,8 @@ def load_config(arguments: argparse.Namespace) -> Config:
         config.certfile = arguments.certfile
     if arguments.keyfile is not None:
         config.keyfile = arguments.keyfile
+    if config.statsd_host is None:  # hypercorn puts its statsd logger only over its own
+        config.logger_class = AccessLogger
     if config.worker_class not in _WORKERS:
         raise SystemExit(f"worker_class must be one of {sorted(_WORKERS)}")
     if config.workers < 1:
