@@ -300,6 +300,9 @@ class _Pool(ABC):
     """
 
     connection_class: type[Connection]
+    # The driver's errors that mean the database is out of reach, and its constraint error.
+    unavailable: tuple[type[BaseException], ...]
+    violation: type[BaseException]
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
         self.url = url
@@ -307,10 +310,53 @@ class _Pool(ABC):
         self.timeouts = timeouts
         self.echo = echo
         self._places = asyncio.Semaphore(size)
+        self._idle: deque[Any] = deque()
+        self._opened: set[Any] = set()
 
     @abstractmethod
-    def _connected(self) -> AbstractAsyncContextManager[Any]:
+    async def _open(self) -> Any:
+        """A new connection of the driver's."""
+
+    def _reusable(self, connection: Any, *, clean: bool) -> bool:
+        """Whether *connection* may serve again; *clean* is false after a failure."""
+        return True
+
+    def _discard(self, connection: Any) -> None:
+        self._opened.discard(connection)
+
+    @asynccontextmanager
+    async def _connected(self) -> AsyncIterator[Any]:
         """The driver's own connection, taken from the pool and given back after."""
+        # With a place in the pool, an idle connection is there or may be opened.
+        connection = self._idle.popleft() if self._idle else None
+        if connection is None or not self._reusable(connection, clean=True):
+            if connection is not None:
+                self._discard(connection)
+            try:
+                connection = await self._open()
+            except self.unavailable as error:
+                raise DatabaseUnavailable(str(error) or type(error).__name__) from error
+            self._opened.add(connection)
+        clean = False
+        try:
+            yield connection
+            clean = True
+        except self.unavailable as error:
+            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
+        except self.violation as error:
+            clean = True
+            raise ConstraintViolation(str(error)) from error
+        except Exception:
+            # The caller's own error (its transaction block has rolled back): the
+            # connection itself is fine.
+            clean = True
+            raise
+        finally:
+            # Anything else (a cancellation mid-statement) may leave it in an unknown state.
+            if self._reusable(connection, clean=clean):
+                self._idle.append(connection)
+            else:
+                self._discard(connection)
 
     @asynccontextmanager
     async def _acquired(self) -> AsyncIterator[Any]:
@@ -370,64 +416,33 @@ class _PostgresPool(_Pool):
     """
 
     connection_class = _PostgresConnection
+    unavailable = _POSTGRES_UNAVAILABLE
+    violation = asyncpg.exceptions.IntegrityConstraintViolationError
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
         super().__init__(url, size, timeouts, echo)
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-        self._idle: deque[asyncpg.Connection] = deque()
-        self._opened: set[asyncpg.Connection] = set()
 
     async def _open(self) -> asyncpg.Connection:
-        try:
-            connection = await asyncpg.connect(
-                self._dsn,
-                timeout=self.timeouts.connect,
-                command_timeout=self.timeouts.statement,
-                server_settings={
-                    # The server gives up too, so a cancelled statement frees its locks.
-                    "statement_timeout": str(int(self.timeouts.statement * 1000)),
-                    "idle_in_transaction_session_timeout": str(int(self.timeouts.statement * 2000)),
-                },
-            )
-        except _POSTGRES_UNAVAILABLE as error:
-            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
-        self._opened.add(connection)
-        return connection
+        return await asyncpg.connect(
+            self._dsn,
+            timeout=self.timeouts.connect,
+            command_timeout=self.timeouts.statement,
+            server_settings={
+                # The server gives up too, so a cancelled statement frees its locks.
+                "statement_timeout": str(int(self.timeouts.statement * 1000)),
+                "idle_in_transaction_session_timeout": str(int(self.timeouts.statement * 2000)),
+            },
+        )
+
+    def _reusable(self, connection: asyncpg.Connection, *, clean: bool) -> bool:
+        # After a failure it may still be waiting for an answer (a timeout) or be
+        # mid-statement (a cancellation): of no more use.
+        return clean and not connection.is_closed() and not connection.is_in_transaction()
 
     def _discard(self, connection: asyncpg.Connection) -> None:
-        self._opened.discard(connection)
+        super()._discard(connection)
         connection.terminate()
-
-    @asynccontextmanager
-    async def _connected(self) -> AsyncIterator[asyncpg.Connection]:
-        # With a place in the pool, an idle connection is there or may be opened.
-        connection = self._idle.popleft() if self._idle else None
-        if connection is None or connection.is_closed():
-            if connection is not None:
-                self._discard(connection)
-            connection = await self._open()
-        reusable = False
-        try:
-            yield connection
-            reusable = True
-        except _POSTGRES_UNAVAILABLE as error:
-            # A connection that timed out may still be waiting for its answer: it is
-            # of no more use.
-            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
-        except asyncpg.exceptions.IntegrityConstraintViolationError as error:
-            reusable = True
-            raise ConstraintViolation(str(error)) from error
-        except Exception:
-            # The caller's own error (its transaction block has rolled back): the
-            # connection itself is fine.
-            reusable = True
-            raise
-        finally:
-            # Anything else (a cancellation mid-statement) leaves it in an unknown state.
-            if reusable and not connection.is_closed() and not connection.is_in_transaction():
-                self._idle.append(connection)
-            else:
-                self._discard(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -444,7 +459,6 @@ class _PostgresPool(_Pool):
                 connection.terminate()
 
 
-_SQLITE_UNAVAILABLE = (sqlite3.OperationalError, TimeoutError)
 # A read on the loop's thread holds up every other request of the worker meanwhile.
 READ_HERE_SECONDS = 0.02
 
@@ -453,14 +467,14 @@ class _SQLitePool(_Pool):
     """A few aiosqlite connections (each one a thread), opened on demand."""
 
     connection_class = _SQLiteConnection
+    unavailable = (sqlite3.OperationalError, TimeoutError)
+    violation = sqlite3.IntegrityError
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
         database = make_url(url).database
         self.path = database if database else ":memory:"
         # An in-memory database lives in one connection; more would see other databases.
         super().__init__(url, 1 if self.path == ":memory:" else size, timeouts, echo)
-        self._idle: deque[aiosqlite.Connection] = deque()
-        self._opened: list[aiosqlite.Connection] = []
         self._reader: sqlite3.Connection | None = None
         self._read_deadline = 0.0
 
@@ -530,26 +544,6 @@ class _SQLitePool(_Pool):
         return time.perf_counter() > self._read_deadline
 
     @asynccontextmanager
-    async def _connected(self) -> AsyncIterator[aiosqlite.Connection]:
-        # With a place in the pool, an idle connection is there or may be opened.
-        if self._idle:
-            connection = self._idle.popleft()
-        else:
-            try:
-                connection = await self._open()
-            except _SQLITE_UNAVAILABLE as error:
-                raise DatabaseUnavailable(str(error)) from error
-            self._opened.append(connection)
-        try:
-            yield connection
-        except _SQLITE_UNAVAILABLE as error:
-            raise DatabaseUnavailable(str(error)) from error
-        except sqlite3.IntegrityError as error:
-            raise ConstraintViolation(str(error)) from error
-        finally:
-            self._idle.append(connection)
-
-    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._acquired() as raw:
             # IMMEDIATE takes the write lock now: transactions that read, then write,
@@ -563,7 +557,7 @@ class _SQLitePool(_Pool):
             await raw.commit()
 
     async def close(self) -> None:
-        opened, self._opened = self._opened, []
+        opened, self._opened = self._opened, set()
         self._idle.clear()
         if self._reader is not None:
             reader, self._reader = self._reader, None
