@@ -35,6 +35,7 @@ from bench.run import (
     reset_postgres,
     run_wrk,
     serve,
+    wait_until_quiet,
 )
 
 Target = tuple[str, str, list[str]]
@@ -51,6 +52,7 @@ def worker_pids(base: str) -> list[str]:
 
 def measure(base: str, path: str, headers: list[str], seconds: int) -> dict[str, float]:
     """req/s, and CPU milliseconds and context switches per request, over one wrk run."""
+    wait_until_quiet()
     perf = subprocess.Popen(
         [
             "perf", "stat", "-x", ",", "-e", "task-clock,context-switches",
@@ -59,7 +61,7 @@ def measure(base: str, path: str, headers: list[str], seconds: int) -> dict[str,
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    numbers = run_wrk(base + path, 64, seconds, headers)
+    numbers = run_wrk(base + path, 64, seconds, headers, settle=False)
     _, report = perf.communicate()
     counts = {}
     for line in report.splitlines():

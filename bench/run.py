@@ -95,14 +95,47 @@ def _latency_ms(output: str, percentile: str) -> float:
     return float(match.group(1)) * _UNIT_MS[match.group(2)] if match else float("nan")
 
 
+# The whole machine's CPU share in use below which the next run may start.
+QUIET_SHARE = 0.15
+
+
+def _cpu_busy_and_total() -> tuple[int, int]:
+    # /proc/stat's first line: user nice system idle iowait irq softirq steal, in ticks.
+    with open("/proc/stat") as stat:
+        ticks = [int(field) for field in stat.readline().split()[1:9]]
+    idle = ticks[3] + ticks[4]
+    return sum(ticks) - idle, sum(ticks)
+
+
+def wait_until_quiet(limit: float = 15.0) -> None:
+    """Wait, up to *limit* seconds, until the machine's CPUs are mostly idle.
+
+    A server that wrk has just left is still busy for a second or more: hypercorn and
+    Quart go on serving the requests in flight, although their clients have gone
+    (about 1,000 at 1,024 connections). A run started meanwhile would measure that too.
+    """
+    deadline = time.monotonic() + limit
+    busy, total = _cpu_busy_and_total()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        busy_now, total_now = _cpu_busy_and_total()
+        if (busy_now - busy) / max(total_now - total, 1) < QUIET_SHARE:
+            return
+        busy, total = busy_now, total_now
+
+
 def run_wrk(
     url: str,
     connections: int,
     seconds: int,
     headers: Sequence[str] = (),
     script: Path | None = None,
+    *,
+    settle: bool = True,
 ) -> dict[str, float]:
-    """Run wrk against *url*; return its numbers."""
+    """Run wrk against *url*, once the machine is quiet (unless not *settle*); its numbers."""
+    if settle:
+        wait_until_quiet()
     command = [
         "wrk",
         "--latency",
@@ -379,8 +412,10 @@ class Bench:
             text=True,
         )  # fmt: skip
         time.sleep(1)  # the sign-in load is running before the measured ones start
+        # Not settled: the sign-in load keeps the machine busy on purpose.
         busy = {
-            path: run_wrk(base + path, 64, self.seconds, headers) for path, headers in paths.items()
+            path: run_wrk(base + path, 64, self.seconds, headers, settle=False)
+            for path, headers in paths.items()
         }
         login_output, _ = login.communicate(timeout=self.seconds * len(paths) + 60)
         logins = re.search(r"Requests/sec:\s+([\d.]+)", login_output)
