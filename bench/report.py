@@ -240,7 +240,7 @@ def render(report: dict[str, Any]) -> str:
         "same machine as the server (so the servers had the two cores minus wrk's share).",
         f"quart_app: `quart_app.serve` with the project's `hypercorn.toml` ({SERVING_LABEL}",
         "workers); bare Quart and raw ASGI: served the same way (a listening socket per",
-        "worker), with the same file; access log off;",
+        "worker), with the same file; access log formatted but written to /dev/null;",
         "the Flask original: gunicorn with 2 workers. Scenario F alone runs",
         "every server, quart_app and Flask alike, with its access log on, written to a file.",
         "",
