@@ -14,6 +14,7 @@ from typing import cast
 import quart_auth
 from itsdangerous import BadSignature
 from quart import Quart, Response, current_app, g, request
+from quart.globals import request_ctx
 from quart_auth import Action, AuthUser, QuartAuth
 
 from .models import Account, SessionKind
@@ -147,16 +148,19 @@ class AppAuth(QuartAuth):
         return SessionUser(self.load_cookie(), kind=SessionKind.COOKIE)
 
     async def _load_current_user(self) -> None:
+        # The request itself, not its proxy: each attribute read through the proxy is a
+        # context-variable lookup and three calls.
+        current = request_ctx.request
         # Unknown paths and methods are refused before any database work.
-        if request.routing_exception is not None or request.endpoint == "static":
+        if current.routing_exception is not None or current.endpoint == "static":
             return
         # Without credentials there is nothing to look up; quart-auth still resolves an
         # anonymous current_user on demand. Most requests carry none, so the raw header
         # names (lower-case in ASGI) are scanned: Werkzeug answers a lookup of a missing
         # header by raising and catching an exception.
-        names = {name for name, _ in request.scope["headers"]}
+        names = {name for name, _ in current.scope["headers"]}
         if b"authorization" in names or (
-            b"cookie" in names and self.cookie_name in request.cookies
+            b"cookie" in names and self.cookie_name in current.cookies
         ):
             await current_user.load()
 

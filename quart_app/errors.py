@@ -43,6 +43,20 @@ class JSONRequest(Request):
     would turn a wrongly-sent body into a confusing validation error.
     """
 
+    _blueprints: list[str] | None = None
+
+    @property
+    def blueprints(self) -> list[str]:
+        """Quart's list of the matched blueprint and its parents, worked out once.
+
+        Quart asks for it three times a request (before, after and teardown hooks), and
+        each time derives it from the endpoint anew. The request is matched to its rule
+        before any of them asks.
+        """
+        if self._blueprints is None:
+            self._blueprints = super().blueprints
+        return self._blueprints
+
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         """Parse the body as JSON; 415 when it is not declared as JSON."""
         if not (force or silent or self.is_json):

@@ -32,9 +32,10 @@ def drop_type_of_no_body(response: Response) -> None:
     Quart answers OPTIONS with an empty 200 carrying ``Allow``, and gives it (like any
     empty response) ``text/html``: a client would look for a page that is not there.
     """
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.content_length:
-        response.status_code = 204
-    if response.status_code == 204:
+    status = response.status_code
+    if status == 200 and request.method == "OPTIONS" and not response.content_length:
+        response.status_code = status = 204
+    if status == 204:
         response.headers.remove("Content-Type")
 
 

@@ -28,6 +28,8 @@ PAGE_HEADERS = (
     ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
     ("X-Frame-Options", "DENY"),
 )
+_HEADERS = tuple((name, name.lower(), value) for name, value in HEADERS)
+_PAGE_HEADERS = tuple((name, name.lower(), value) for name, value in PAGE_HEADERS)
 
 
 def harden(response: Response, *, is_html: bool) -> None:
@@ -36,6 +38,6 @@ def harden(response: Response, *, is_html: bool) -> None:
     # One pass over the few headers already set: Werkzeug answers each missing-key
     # lookup (setdefault, "in") by raising and catching an HTTP exception.
     present = {name.lower() for name, _ in headers.items()}
-    for name, value in PAGE_HEADERS if is_html else HEADERS:
-        if name.lower() not in present:
+    for name, lower_name, value in _PAGE_HEADERS if is_html else _HEADERS:
+        if lower_name not in present:
             headers.add(name, value)
