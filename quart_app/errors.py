@@ -40,7 +40,8 @@ class JSONRequest(Request):
     """A request whose ``get_json`` refuses a non-JSON body with 415, as Flask's does.
 
     Quart's own ``get_json`` returns ``None`` when the content type is not JSON, which
-    would turn a wrongly-sent body into a confusing validation error.
+    would turn a wrongly-sent body into a confusing validation error. Being the app's
+    request class, it also remembers Quart's blueprint list for the request.
     """
 
     _blueprints: list[str] | None = None

@@ -240,8 +240,8 @@ def load_config(arguments: argparse.Namespace) -> Config:
     return config
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and supervise the workers; the process's exit status."""
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line: the app, the TOML file and the options that override it."""
     parser = argparse.ArgumentParser(prog="python -m quart_app.serve", description=__doc__)
     parser.add_argument("app", nargs="?", default=DEFAULT_APP, help="ASGI app, module:name")
     parser.add_argument("-c", "--config", help="hypercorn TOML file, e.g. hypercorn.toml")
@@ -252,7 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, help="listen queue length")
     parser.add_argument("--certfile", help="PEM certificate chain: serve TLS (with --keyfile)")
     parser.add_argument("--keyfile", help="PEM private key of the certificate")
-    config = load_config(parser.parse_args(argv))
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and supervise the workers; the process's exit status."""
+    config = load_config(parse_arguments(argv))
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from hypercorn.logging import AccessLogAtoms, Logger
 from hypercorn.typing import ResponseSummary, WWWScope
 
 from quart_app.access_log import AccessLogger, Atoms
-from quart_app.serve import load_config
+from quart_app.serve import load_config, parse_arguments
 
 HTTP_REQUEST: Any = {
     "type": "http",
@@ -83,13 +82,8 @@ def test_every_atom_formats_as_hypercorns_own(
     assert EVERY_ATOM % Atoms(request_scope, response, 1.2345678) == expected
 
 
-ARGUMENTS = dict.fromkeys(
-    ("app", "bind", "workers", "access_logfile", "worker_class", "backlog", "certfile", "keyfile")
-)
-
-
 def test_the_served_logger_writes_the_project_format_through_the_atoms() -> None:
-    config = load_config(argparse.Namespace(**ARGUMENTS, config="hypercorn.toml"))
+    config = load_config(parse_arguments(["-c", "hypercorn.toml"]))
     logger = config.log
     assert isinstance(logger, AccessLogger)
     atoms = logger.atoms(HTTP_REQUEST, RESPONSE, 0.0042)
@@ -104,4 +98,4 @@ def test_a_statsd_host_keeps_hypercorns_statsd_logger(tmp_path: Path) -> None:
     # hypercorn's workers swap in their statsd logger only over its default Logger.
     settings = tmp_path / "statsd.toml"
     settings.write_text('statsd_host = "127.0.0.1:8125"\n')
-    assert load_config(argparse.Namespace(**ARGUMENTS, config=str(settings))).logger_class is Logger
+    assert load_config(parse_arguments(["-c", str(settings)])).logger_class is Logger
