@@ -22,38 +22,41 @@ raises ``DatabaseUnavailable``, which the API answers with 503 and ``Retry-After
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import math
 import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import aiosqlite
 import asyncpg
 from quart import Quart, current_app
-from sqlalchemy import Boolean, DateTime, MetaData, event
+from sqlalchemy import Boolean, Column, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.dialects.sqlite import aiosqlite as aiosqlite_dialect
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import CompoundSelect, ExecutableReturnsRows, Select
 from sqlalchemy.types import TypeDecorator
 
 _EXTENSION_KEY = "quart_app.database"
 # DATABASE_ECHO logs every statement the app runs here, with its arguments.
 _statements_log = logging.getLogger("quart_app.sql")
+logger = logging.getLogger(__name__)
 # Ids are 32-bit integer columns on every backend; larger values cannot name a row.
 MAX_ID = 2**31 - 1
 # How SQLAlchemy stores a datetime in SQLite: fixed width, so text order is time order.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
-Row = dict[str, Any]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -103,11 +106,29 @@ class Base(DeclarativeBase):
 
 
 class DatabaseUnavailable(Exception):
-    """The database could not be reached, or did not answer in time."""
+    """The database could not be reached, or did not answer in time: a passing outage."""
 
 
 class ConstraintViolation(Exception):
     """A statement broke a unique or foreign-key constraint."""
+
+
+# --- rows ---------------------------------------------------------------------------
+
+
+class Row(dict[str, Any]):
+    """A result row: its columns by name, as ``row.title`` or ``row["title"]``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+R = TypeVar("R")
 
 
 # --- statements ---------------------------------------------------------------------
@@ -127,6 +148,9 @@ class _Compiled:
     converters: tuple[tuple[str, Callable[[Any], Any]], ...]
     # Values written into the statement itself, such as ``values(is_active=True)``.
     fixed: dict[str, Any]
+    # The model's Python-side ``default``/``onupdate`` of columns the statement writes
+    # without naming a value: used when the caller passes none.
+    defaults: tuple[tuple[str, Callable[[], Any]], ...]
 
 
 _UTC_DATETIME = UTCDateTime()
@@ -150,16 +174,65 @@ def _sqlite_converter(column: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-class Query:
+def _python_default(column: Column[Any], default: Any) -> Callable[[], Any]:
+    """What the model's ``default=``/``onupdate=`` of *column* gives, as a plain call.
+
+    Raises ``ValueError`` for the defaults only SQLAlchemy's execution context can run.
+    """
+    if default.is_scalar:
+        value = default.arg
+        return lambda: value
+    if default.is_callable:
+        # SQLAlchemy wraps a callable that takes no argument into one taking its
+        # execution context; inspect.signature sees through the wrapper.
+        original = inspect.signature(default.arg)
+        if any(
+            parameter.default is parameter.empty
+            and parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+            for parameter in original.parameters.values()
+        ):
+            raise ValueError(
+                f"column {column.key!r}: a default that reads SQLAlchemy's execution context "
+                "cannot run here; pass the value, or use a default taking no argument"
+            )
+        produce = default.arg
+        return lambda: produce(None)
+    raise ValueError(
+        f"column {column.key!r}: a SQL-expression default run ahead of the statement is not "
+        "supported here; use server_default=, or pass the value"
+    )
+
+
+class Query(Generic[R]):
     """A SQLAlchemy Core statement, compiled once per dialect into the driver's SQL.
 
     Parameters are ``bindparam`` names, passed to ``fetch``/``execute`` as keywords.
+    Columns an INSERT or UPDATE writes without a value named in the statement take the
+    model's Python-side ``default``/``onupdate`` unless the caller passes them, as
+    SQLAlchemy does. Rows come back as ``Row`` (``row.title``), or built by *into*
+    (a dataclass, say) from the columns as keywords.
     """
 
-    def __init__(self, statement: ExecutableReturnsRows) -> None:
+    @overload
+    def __init__(self: Query[Row], statement: ExecutableReturnsRows | UpdateBase) -> None: ...
+
+    @overload
+    def __init__(
+        self, statement: ExecutableReturnsRows | UpdateBase, *, into: Callable[..., R]
+    ) -> None: ...
+
+    def __init__(
+        self,
+        statement: ExecutableReturnsRows | UpdateBase,
+        *,
+        into: Callable[..., R] | None = None,
+    ) -> None:
         self.statement = statement
         self.reads_only = isinstance(statement, Select | CompoundSelect)
+        self.into = into
         self._compiled: dict[str, _Compiled] = {}
+        # Refused here, when the model is imported, rather than at request time.
+        self.compiled("sqlite")
 
     def compiled(self, dialect: str) -> _Compiled:
         """The statement as *dialect*'s SQL text and parameter order."""
@@ -168,16 +241,41 @@ class Query:
             compiled = self.statement.compile(dialect=_DIALECTS[dialect])
             converters: list[tuple[str, Callable[[Any], Any]]] = []
             if dialect == "sqlite":
-                for column in self.statement.exported_columns:
+                for column in getattr(self.statement, "exported_columns", ()):
                     convert = _sqlite_converter(column)
                     if convert is not None:
                         converters.append((str(column.key), convert))
             fixed = {name: value for name, value in compiled.params.items() if value is not None}
+            defaults = tuple(
+                [
+                    (column.key, _python_default(column, column.default))
+                    for column in compiled.insert_prefetch
+                ]
+                + [
+                    (column.key, _python_default(column, column.onupdate))
+                    for column in compiled.update_prefetch
+                ]
+            )
             found = _Compiled(
-                str(compiled), tuple(compiled.positiontup or ()), tuple(converters), fixed
+                str(compiled),
+                tuple(compiled.positiontup or ()),
+                tuple(converters),
+                fixed,
+                defaults,
             )
             self._compiled[dialect] = found
         return found
+
+    def rows(self, rows: list[Row]) -> list[R]:
+        """*rows* as this query's row type."""
+        if self.into is None:
+            return rows  # type: ignore[return-value]  # R is Row then
+        into = self.into
+        return [into(**row) for row in rows]
+
+
+class MissingParameter(TypeError):
+    """A statement was run without a value its SQL needs."""
 
 
 # --- connections --------------------------------------------------------------------
@@ -192,7 +290,13 @@ def _arguments(
     """*params* in the statement's placeholder order, through *to_driver* if given."""
     if compiled.fixed:
         params = {**compiled.fixed, **params}
-    arguments = [params[name] for name in compiled.names]
+    if compiled.defaults:
+        params = {**{name: produce() for name, produce in compiled.defaults}, **params}
+    try:
+        arguments = [params[name] for name in compiled.names]
+    except KeyError:
+        missing = sorted(set(compiled.names) - set(params))
+        raise MissingParameter(f"no value for {', '.join(missing)} in: {compiled.sql}") from None
     if to_driver is not None:
         arguments = [to_driver(value) for value in arguments]
     if echo:
@@ -209,36 +313,44 @@ class Connection(ABC):
         self.raw = raw
         self.echo = echo
 
-    def _arguments(self, compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
-        return _arguments(compiled, params, self.echo)
-
     @abstractmethod
-    async def fetch(self, query: Query, **params: Any) -> list[Row]:
-        """Every row *query* returns, as dicts keyed by column name."""
+    async def _rows(self, query: Query[Any], params: Mapping[str, Any]) -> list[Row]:
+        """Every row *query* returns."""
 
-    async def fetchrow(self, query: Query, **params: Any) -> Row | None:
+    async def fetch(self, query: Query[R], **params: Any) -> list[R]:
+        """Every row *query* returns."""
+        return query.rows(await self._rows(query, params))
+
+    async def fetchrow(self, query: Query[R], **params: Any) -> R | None:
         """The first row *query* returns, or ``None``."""
         rows = await self.fetch(query, **params)
         return rows[0] if rows else None
 
     @abstractmethod
-    async def execute(self, query: Query, **params: Any) -> int:
+    async def execute(self, query: Query[Any], **params: Any) -> int:
         """Run *query*; return how many rows it changed."""
+
+    @abstractmethod
+    async def _run(self, sql: str) -> None:
+        """Run a statement of the driver's own (BEGIN, COMMIT, ROLLBACK)."""
 
 
 class _PostgresConnection(Connection):
     dialect = "postgresql"
 
-    async def fetch(self, query: Query, **params: Any) -> list[Row]:
+    async def _rows(self, query: Query[Any], params: Mapping[str, Any]) -> list[Row]:
         compiled = query.compiled(self.dialect)
-        records = await self.raw.fetch(compiled.sql, *self._arguments(compiled, params))
-        return [dict(record) for record in records]
+        records = await self.raw.fetch(compiled.sql, *_arguments(compiled, params, self.echo))
+        return [Row(record) for record in records]
 
-    async def execute(self, query: Query, **params: Any) -> int:
+    async def execute(self, query: Query[Any], **params: Any) -> int:
         compiled = query.compiled(self.dialect)
-        status = await self.raw.execute(compiled.sql, *self._arguments(compiled, params))
+        status = await self.raw.execute(compiled.sql, *_arguments(compiled, params, self.echo))
         # "UPDATE 3", "DELETE 0", "INSERT 0 1": the count is the last word.
         return int(status.rsplit(" ", 1)[-1])
+
+    async def _run(self, sql: str) -> None:
+        await self.raw.execute(sql)
 
 
 def _to_sqlite(value: Any) -> Any:
@@ -250,30 +362,58 @@ def _to_sqlite(value: Any) -> Any:
 
 
 def _converted(compiled: _Compiled, rows: Iterable[sqlite3.Row]) -> list[Row]:
-    result = [dict(row) for row in rows]
+    result = [Row(row) for row in rows]
     for name, convert in compiled.converters:
         for row in result:
             row[name] = convert(row[name])
     return result
 
 
+class _SQLiteLink:
+    """An aiosqlite connection and the deadline of the statement it runs.
+
+    SQLite bounds only the wait for a lock (``busy_timeout``); the progress handler,
+    called every 1,000 steps of SQLite's VM on the connection's thread, interrupts
+    a statement that runs past its deadline.
+    """
+
+    __slots__ = ("deadline", "driver")
+
+    def __init__(self, driver: aiosqlite.Connection) -> None:
+        self.driver = driver
+        self.deadline = math.inf
+
+    def overdue(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
 class _SQLiteConnection(Connection):
     dialect = "sqlite"
-    raw: aiosqlite.Connection
+    raw: _SQLiteLink
 
-    def _arguments(self, compiled: _Compiled, params: Mapping[str, Any]) -> list[Any]:
-        return _arguments(compiled, params, self.echo, _to_sqlite)
+    def __init__(self, raw: _SQLiteLink, echo: bool, statement_timeout: float) -> None:
+        super().__init__(raw, echo)
+        self.statement_timeout = statement_timeout
 
-    async def fetch(self, query: Query, **params: Any) -> list[Row]:
+    def _start(self) -> aiosqlite.Connection:
+        self.raw.deadline = time.monotonic() + self.statement_timeout
+        return self.raw.driver
+
+    async def _rows(self, query: Query[Any], params: Mapping[str, Any]) -> list[Row]:
         compiled = query.compiled(self.dialect)
+        arguments = _arguments(compiled, params, self.echo, _to_sqlite)
         # execute_fetchall: statement and rows in one hand-off to the connection's thread.
-        rows = await self.raw.execute_fetchall(compiled.sql, self._arguments(compiled, params))
+        rows = await self._start().execute_fetchall(compiled.sql, arguments)
         return _converted(compiled, rows)
 
-    async def execute(self, query: Query, **params: Any) -> int:
+    async def execute(self, query: Query[Any], **params: Any) -> int:
         compiled = query.compiled(self.dialect)
-        async with self.raw.execute(compiled.sql, self._arguments(compiled, params)) as cursor:
+        arguments = _arguments(compiled, params, self.echo, _to_sqlite)
+        async with self._start().execute(compiled.sql, arguments) as cursor:
             return cursor.rowcount
+
+    async def _run(self, sql: str) -> None:
+        await self._start().execute_fetchall(sql)
 
 
 # --- pools --------------------------------------------------------------------------
@@ -288,6 +428,13 @@ class Timeouts:
     pool: float
 
 
+# The transaction the current task is inside, and the pool it came from: the pool's
+# own statements run on that connection, so they see what the transaction wrote.
+_in_transaction: ContextVar[tuple[_Pool, Connection] | None] = ContextVar(
+    "quart_app.db.transaction", default=None
+)
+
+
 class _Pool(ABC):
     """A backend's connections, given first come, first served, within the timeouts.
 
@@ -297,11 +444,13 @@ class _Pool(ABC):
     and get 503 while newcomers are served. So a place in the pool is taken first, from
     a semaphore that hands each freed place to the longest waiter (``tests/test_db.py``),
     and only then a connection, which is always idle or may be opened by then.
+
+    A connection goes back to the idle queue only when its holder finished cleanly and
+    it is in no transaction. After anything else (a cancellation mid-statement, a lost
+    connection, a failed COMMIT) its state is unknown: it is closed, which ends any
+    transaction it had and frees its locks, and its place is given back only then.
     """
 
-    connection_class: type[Connection]
-    # The driver's errors that mean the database is out of reach, and its constraint error.
-    unavailable: tuple[type[BaseException], ...]
     violation: type[BaseException]
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
@@ -312,55 +461,33 @@ class _Pool(ABC):
         self._places = asyncio.Semaphore(size)
         self._idle: deque[Any] = deque()
         self._opened: set[Any] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        self.in_use = 0
 
     @abstractmethod
     async def _open(self) -> Any:
         """A new connection of the driver's."""
 
-    def _reusable(self, connection: Any, *, clean: bool) -> bool:
-        """Whether *connection* may serve again; *clean* is false after a failure."""
-        return True
+    @abstractmethod
+    def _connection(self, raw: Any) -> Connection:
+        """*raw* wrapped for the statements of ``Query``."""
 
-    def _discard(self, connection: Any) -> None:
-        self._opened.discard(connection)
+    @abstractmethod
+    def is_outage(self, error: BaseException, raw: Any | None) -> bool:
+        """Whether *error* means the database is out of reach, not a fault of the code."""
 
-    @asynccontextmanager
-    async def _connected(self) -> AsyncIterator[Any]:
-        """The driver's own connection, taken from the pool and given back after."""
-        # With a place in the pool, an idle connection is there or may be opened.
-        connection = self._idle.popleft() if self._idle else None
-        if connection is None or not self._reusable(connection, clean=True):
-            if connection is not None:
-                self._discard(connection)
-            try:
-                connection = await self._open()
-            except self.unavailable as error:
-                raise DatabaseUnavailable(str(error) or type(error).__name__) from error
-            self._opened.add(connection)
-        clean = False
-        try:
-            yield connection
-            clean = True
-        except self.unavailable as error:
-            raise DatabaseUnavailable(str(error) or type(error).__name__) from error
-        except self.violation as error:
-            clean = True
-            raise ConstraintViolation(str(error)) from error
-        except Exception:
-            # The caller's own error (its transaction block has rolled back): the
-            # connection itself is fine.
-            clean = True
-            raise
-        finally:
-            # Anything else (a cancellation mid-statement) may leave it in an unknown state.
-            if self._reusable(connection, clean=clean):
-                self._idle.append(connection)
-            else:
-                self._discard(connection)
+    @abstractmethod
+    def _reusable(self, raw: Any) -> bool:
+        """Whether *raw*, given back cleanly, may serve again (in no transaction, open)."""
 
-    @asynccontextmanager
-    async def _acquired(self) -> AsyncIterator[Any]:
-        """A place in the pool, in turn, then the driver's connection."""
+    @abstractmethod
+    async def _close(self, raw: Any) -> None:
+        """Close *raw*, whatever it was doing."""
+
+    def _unavailable(self, error: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(str(error) or type(error).__name__)
+
+    async def _take_place(self) -> None:
         if self._places.locked():
             try:
                 async with asyncio.timeout(self.timeouts.pool):
@@ -369,42 +496,141 @@ class _Pool(ABC):
                 raise DatabaseUnavailable("no database connection was free") from error
         else:
             await self._places.acquire()  # a free place: no wait
+        self.in_use += 1
+
+    def _give_place(self) -> None:
+        self.in_use -= 1
+        self._places.release()
+
+    async def _checkout(self) -> Any:
+        while self._idle:
+            raw = self._idle.popleft()
+            if self._reusable(raw):
+                return raw
+            self._opened.discard(raw)
+            await self._close(raw)
         try:
-            async with self._connected() as raw:
-                yield raw
+            raw = await self._open()
+        except Exception as error:
+            if self.is_outage(error, None):
+                raise self._unavailable(error) from error
+            raise
+        self._opened.add(raw)
+        return raw
+
+    def _retire(self, raw: Any) -> None:
+        """Close *raw* in the background; its place is freed once it is closed."""
+        self._opened.discard(raw)
+
+        async def close() -> None:
+            try:
+                await self._close(raw)
+            except Exception:
+                logger.exception("closing a database connection failed")
+            finally:
+                self._give_place()
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @asynccontextmanager
+    async def _acquired(self) -> AsyncIterator[Any]:
+        """A place in the pool, in turn, then the driver's connection."""
+        await self._take_place()
+        try:
+            raw = await self._checkout()
+        except BaseException:
+            self._give_place()
+            raise
+        reusable = False
+        try:
+            yield raw
+            reusable = True
+        except Exception as error:
+            if self.is_outage(error, raw):
+                raise self._unavailable(error) from error
+            # A statement's own error, or the caller's: the connection is fine.
+            reusable = True
+            if isinstance(error, self.violation):
+                raise ConstraintViolation(str(error)) from error
+            raise
         finally:
-            self._places.release()
+            if reusable and self._reusable(raw):
+                self._idle.append(raw)
+                self._give_place()
+            else:
+                self._retire(raw)
+
+    def _current(self) -> Connection | None:
+        current = _in_transaction.get()
+        return current[1] if current is not None and current[0] is self else None
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """A connection in autocommit mode."""
+        """A connection in autocommit mode; inside a transaction, the transaction's."""
+        current = self._current()
+        if current is not None:
+            yield current
+            return
         async with self._acquired() as raw:
-            yield self.connection_class(raw, self.echo)
+            yield self._connection(raw)
 
-    async def fetch(self, query: Query, **params: Any) -> list[Row]:
+    async def fetch(self, query: Query[R], **params: Any) -> list[R]:
         """Every row of one statement, on a connection taken for it alone."""
         async with self.connection() as connection:
             return await connection.fetch(query, **params)
 
-    @abstractmethod
-    def transaction(self) -> AbstractAsyncContextManager[Connection]:
-        """A connection inside a transaction that commits on success, else rolls back."""
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection inside a transaction that commits on success, else rolls back.
 
-    @abstractmethod
+        Only on the caller's own error (an ``Exception``) is ROLLBACK sent; a
+        cancellation leaves the connection to be closed, which rolls back too, without
+        waiting for a statement still running.
+        """
+        if self._current() is not None:
+            raise RuntimeError("already inside a transaction: use the connection it gave")
+        async with self._acquired() as raw:
+            connection = self._connection(raw)
+            await connection._run(self._begin)
+            token = _in_transaction.set((self, connection))
+            try:
+                yield connection
+            except Exception:
+                await connection._run("ROLLBACK")
+                raise
+            finally:
+                _in_transaction.reset(token)
+            await connection._run("COMMIT")
+
+    _begin = "BEGIN"
+
+    async def settled(self) -> None:
+        """Wait until every connection being closed is closed (and its place free)."""
+        while self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
     async def close(self) -> None:
         """Close every connection."""
+        await self.settled()
+        opened, self._opened = self._opened, set()
+        self._idle.clear()
+        for raw in opened:
+            await self._close(raw)
 
 
-_POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
+# The driver's errors that mean PostgreSQL is out of reach or did not answer in time:
+# retried later, they may succeed. Everything else is a fault of the code (a 500).
+_POSTGRES_OUTAGES: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable; ConnectionError is one
-    TimeoutError,
-    asyncpg.exceptions.InterfaceError,  # the connection closed under us
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionFailureError,
-    asyncpg.exceptions.QueryCanceledError,  # the server's statement_timeout
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
+    TimeoutError,  # connect or command timeout
+    asyncpg.exceptions.PostgresConnectionError,  # 08: the connection failed or is gone
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutdown, statement_timeout
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+    asyncpg.exceptions.LockNotAvailableError,  # 55P03: lock_timeout
+    asyncpg.exceptions.TransactionRollbackError,  # 40: deadlock, serialization failure
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
 )
 
 
@@ -415,8 +641,6 @@ class _PostgresPool(_Pool):
     arbitrate, and it costs every release a shielded task and a reset.
     """
 
-    connection_class = _PostgresConnection
-    unavailable = _POSTGRES_UNAVAILABLE
     violation = asyncpg.exceptions.IntegrityConstraintViolationError
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
@@ -435,40 +659,73 @@ class _PostgresPool(_Pool):
             },
         )
 
-    def _reusable(self, connection: asyncpg.Connection, *, clean: bool) -> bool:
-        # After a failure it may still be waiting for an answer (a timeout) or be
-        # mid-statement (a cancellation): of no more use.
-        return clean and not connection.is_closed() and not connection.is_in_transaction()
+    def _connection(self, raw: asyncpg.Connection) -> Connection:
+        return _PostgresConnection(raw, self.echo)
 
-    def _discard(self, connection: asyncpg.Connection) -> None:
-        super()._discard(connection)
-        connection.terminate()
+    def is_outage(self, error: BaseException, raw: asyncpg.Connection | None) -> bool:
+        if isinstance(error, _POSTGRES_OUTAGES):
+            return True
+        # "connection is closed": the server went away under us. Any other misuse of
+        # the driver is the code's fault.
+        return (
+            isinstance(error, asyncpg.exceptions.InterfaceError)
+            and raw is not None
+            and raw.is_closed()
+        )
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        async with self._acquired() as raw, raw.transaction():
-            yield _PostgresConnection(raw, self.echo)
+    def _reusable(self, raw: asyncpg.Connection) -> bool:
+        return not raw.is_closed() and not raw.is_in_transaction()
+
+    async def _close(self, raw: asyncpg.Connection) -> None:
+        # Closing the socket ends the server's session, and any transaction with it.
+        raw.terminate()
 
     async def close(self) -> None:
+        await self.settled()
         opened, self._opened = self._opened, set()
         self._idle.clear()
         for connection in opened:
             try:
                 await asyncio.wait_for(connection.close(), self.timeouts.statement)
-            except _POSTGRES_UNAVAILABLE:
+            except _POSTGRES_OUTAGES:
                 connection.terminate()
 
 
 # A read on the loop's thread holds up every other request of the worker meanwhile.
 READ_HERE_SECONDS = 0.02
 
+# SQLite's result codes (the low byte of an extended code) of a passing condition: a
+# lock held too long, a statement past its deadline, a full disk, a file that cannot
+# be opened or read. The rest (SQLITE_ERROR: no such table, a syntax error) are faults.
+_SQLITE_OUTAGES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_INTERRUPT,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def sqlite_outage(error: BaseException) -> bool:
+    """Whether a SQLite error means the database is busy or out of reach."""
+    if isinstance(error, TimeoutError):
+        return True
+    code = getattr(error, "sqlite_errorcode", None)
+    return isinstance(error, sqlite3.Error) and code is not None and code & 0xFF in _SQLITE_OUTAGES
+
 
 class _SQLitePool(_Pool):
     """A few aiosqlite connections (each one a thread), opened on demand."""
 
-    connection_class = _SQLiteConnection
-    unavailable = (sqlite3.OperationalError, TimeoutError)
     violation = sqlite3.IntegrityError
+    # IMMEDIATE takes the write lock now: transactions that read, then write, run one
+    # after another, so a check they make still holds when they write.
+    _begin = "BEGIN IMMEDIATE"
 
     def __init__(self, url: str, size: int, timeouts: Timeouts, echo: bool = False) -> None:
         database = make_url(url).database
@@ -478,34 +735,51 @@ class _SQLitePool(_Pool):
         self._reader: sqlite3.Connection | None = None
         self._read_deadline = 0.0
 
-    async def _open(self) -> aiosqlite.Connection:
-        connection = aiosqlite.connect(
-            self.path, isolation_level=None, timeout=self.timeouts.statement
-        )
+    async def _open(self) -> _SQLiteLink:
+        driver = aiosqlite.connect(self.path, isolation_level=None, timeout=self.timeouts.statement)
         try:
-            await connection
+            await driver
         except BaseException:
             # A failed connect leaves aiosqlite's worker thread stopping on its own; if
             # the loop closed first, the thread would raise "Event loop is closed".
             # aiosqlite has no join() yet (omnilib/aiosqlite#387), hence the private name.
-            await asyncio.shield(asyncio.to_thread(connection._thread.join))
+            await asyncio.shield(asyncio.to_thread(driver._thread.join))
             raise
+        link = _SQLiteLink(driver)
         try:
-            connection.row_factory = sqlite3.Row
+            driver.row_factory = sqlite3.Row
             # WAL lets readers proceed during a write; busy_timeout makes a writer wait
             # for the lock (within the statement timeout) instead of failing at once.
-            await connection.executescript(
+            await driver.executescript(
                 "PRAGMA journal_mode=WAL;"
                 f"PRAGMA busy_timeout={int(self.timeouts.statement * 1000)};"
                 "PRAGMA foreign_keys=ON;"
                 "PRAGMA synchronous=NORMAL;"
             )
+            await driver.set_progress_handler(link.overdue, 1000)
         except BaseException:
-            await asyncio.shield(connection.close())
+            await asyncio.shield(driver.close())
             raise
-        return connection
+        return link
 
-    async def fetch(self, query: Query, **params: Any) -> list[Row]:
+    def _connection(self, raw: _SQLiteLink) -> Connection:
+        return _SQLiteConnection(raw, self.echo, self.timeouts.statement)
+
+    def is_outage(self, error: BaseException, raw: _SQLiteLink | None) -> bool:
+        return sqlite_outage(error)
+
+    def _reusable(self, raw: _SQLiteLink) -> bool:
+        # Read on the loop's thread: nothing runs on the connection's own thread now.
+        return not raw.driver.in_transaction
+
+    async def _close(self, raw: _SQLiteLink) -> None:
+        # A statement still running on the connection's thread is stopped; the close
+        # queued behind it rolls back whatever transaction is open, freeing the lock.
+        with suppress(ValueError):  # not connected (any more)
+            await raw.driver.interrupt()
+        await raw.driver.close()
+
+    async def fetch(self, query: Query[R], **params: Any) -> list[R]:
         """A read runs at once on the loop's own thread when it can; else on a pooled one.
 
         Handing a statement to an aiosqlite thread and back costs more than a small
@@ -513,14 +787,15 @@ class _SQLitePool(_Pool):
         in WAL mode takes no lock a writer holds, so it does not wait: it runs here, on
         a read-only connection, unless it would have to wait (busy) or runs longer than
         ``READ_HERE_SECONDS``; then it is interrupted and runs on a pooled connection,
-        within the usual timeouts, as writes and transactions always do.
+        within the usual timeouts, as writes and transactions always do. Inside a
+        transaction it runs on the transaction's connection, to see its writes.
         """
-        if query.reads_only and self.path != ":memory:":
+        if query.reads_only and self.path != ":memory:" and self._current() is None:
             with suppress(sqlite3.OperationalError):
-                return self._read_here(query, params)
+                return query.rows(self._read_here(query, params))
         return await super().fetch(query, **params)
 
-    def _read_here(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
+    def _read_here(self, query: Query[Any], params: Mapping[str, Any]) -> list[Row]:
         reader = self._reader if self._reader is not None else self._open_reader()
         compiled = query.compiled("sqlite")
         arguments = _arguments(compiled, params, self.echo, _to_sqlite)
@@ -543,27 +818,15 @@ class _SQLitePool(_Pool):
     def _read_overdue(self) -> bool:
         return time.perf_counter() > self._read_deadline
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        async with self._acquired() as raw:
-            # IMMEDIATE takes the write lock now: transactions that read, then write,
-            # run one after another, so a check they make still holds when they write.
-            await raw.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SQLiteConnection(raw, self.echo)
-            except BaseException:
-                await raw.rollback()
-                raise
-            await raw.commit()
-
     async def close(self) -> None:
+        await self.settled()
         opened, self._opened = self._opened, set()
         self._idle.clear()
         if self._reader is not None:
             reader, self._reader = self._reader, None
             reader.close()
-        for connection in opened:
-            await connection.close()
+        for link in opened:
+            await link.driver.close()
 
 
 # --- the extension ------------------------------------------------------------------
@@ -612,23 +875,32 @@ class Database:
         return self._state().url
 
     def connection(self) -> AbstractAsyncContextManager[Connection]:
-        """A pooled connection in autocommit mode, for a few statements."""
+        """A pooled connection in autocommit mode, for a few statements (inside a
+        transaction, the transaction's own)."""
         return self._state().pool.connection()
 
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A pooled connection in a transaction: commit on success, else roll back."""
         return self._state().pool.transaction()
 
-    async def fetch(self, query: Query, **params: Any) -> list[Row]:
-        """Every row of one statement (run on its own, autocommit)."""
+    @property
+    def pool(self) -> _Pool:
+        """The current app's pool (tests look at its places)."""
+        return self._state().pool
+
+    async def fetch(self, query: Query[R], **params: Any) -> list[R]:
+        """Every row of one statement: on its own (autocommit), or in the transaction
+        the caller is inside."""
         return await self._state().pool.fetch(query, **params)
 
-    async def fetchrow(self, query: Query, **params: Any) -> Row | None:
+    async def fetchrow(self, query: Query[R], **params: Any) -> R | None:
         """The first row of one statement, or ``None``."""
         rows = await self._state().pool.fetch(query, **params)
         return rows[0] if rows else None
 
-    async def fetch_page(self, page: Query, count: Query, **params: Any) -> tuple[list[Row], int]:
+    async def fetch_page(
+        self, page: Query[Row], count: Query[Row], **params: Any
+    ) -> tuple[list[Row], int]:
         """A page of rows and the total they are taken from.
 
         *page* carries the total in each row's ``total`` column (a window count), so one
@@ -641,8 +913,9 @@ class Database:
         row = await self.fetchrow(count, **params)
         return [], int(row["total"]) if row else 0
 
-    async def execute(self, query: Query, **params: Any) -> int:
-        """Run one statement on its own (autocommit); return the rows it changed."""
+    async def execute(self, query: Query[Any], **params: Any) -> int:
+        """Run one statement (autocommit, or in the caller's transaction); return the
+        rows it changed."""
         async with self.connection() as connection:
             return await connection.execute(query, **params)
 

@@ -15,7 +15,7 @@ import pytest
 from quart import Quart
 from sqlalchemy import func, literal, select
 
-from quart_app.db import READ_HERE_SECONDS, Query, db
+from quart_app.db import READ_HERE_SECONDS, Query, Row, db
 from quart_app.models import User, UserType
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
@@ -152,7 +152,7 @@ def test_a_failed_sqlite_open_leaves_no_thread_behind(tmp_path: Path) -> None:
 _USERNAMES = Query(select(User.username).order_by(User.id))
 
 
-def _counting_to(n: int) -> Query:
+def _counting_to(n: int) -> Query[Row]:
     """A read that takes SQLite a while: counting to *n* with a recursive CTE."""
     numbers = select(literal(1).label("x")).cte("numbers", recursive=True)
     numbers = numbers.union_all(select(numbers.c.x + 1).where(numbers.c.x < n))

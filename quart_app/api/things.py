@@ -138,7 +138,8 @@ async def create_thing(data: ThingCreate) -> ResponseTypes:
 @document_response(ThingOut)
 async def get_thing(thing_id: int) -> Response:
     """One of the user's things."""
-    return _thing_json(await db.fetchrow(_GET, id=_existing_id(thing_id), owner_id=_owner_id()))
+    row = await db.fetchrow(_GET, id=_existing_id(thing_id), owner_id=_owner_id())
+    return _thing_json(row)
 
 
 @bp.patch(ONE_THING)

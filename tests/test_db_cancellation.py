@@ -1,0 +1,262 @@
+"""Cancellation at every await point of the data layer leaves nothing behind.
+
+A client that hangs up makes Quart cancel its view wherever it is waiting: for a free
+place in the pool, for a connection to open, for BEGIN, a statement, COMMIT or
+ROLLBACK. ``cancelled_at`` runs an operation in this task and cancels it exactly at its
+k-th suspension, as ``Task.cancel`` would there; each test does that for every k, on
+both backends, then checks what is left: every place free, no connection in a
+transaction or holding a lock, the next write committing at once, and the operation's
+writes all there or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from quart import Quart
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import make_url
+
+from quart_app.db import Query, db
+from quart_app.models import Thing, UserType
+from tests.helpers.apps import add_user, make_app
+from tests.helpers.services import reset_schema
+
+_ADD = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
+_ADD_RETURNING = Query(
+    insert(Thing)
+    .values(owner_id=bindparam("owner_id"), title=bindparam("title"))
+    .returning(Thing.id)
+)
+_ALL = Query(select(Thing.title))
+
+
+class Oops(Exception):
+    """The caller's own error inside a transaction."""
+
+
+async def cancelled_at(operation: Callable[[], Coroutine[Any, Any, Any]], k: int) -> bool:
+    """Run *operation* here, cancelling it at its k-th suspension (counted from 0).
+
+    Returns whether the cancellation reached it: false once *operation* finished in
+    fewer than k + 1 suspensions. Cancelling mirrors ``Task.cancel``: the future the
+    coroutine waits on is cancelled and the coroutine resumed, so ``CancelledError``
+    rises from that very await. An operation that goes on after it was cancelled
+    (swallowing or replacing the ``CancelledError``) fails the test.
+    """
+    coroutine = operation()
+    suspensions = 0
+    throw = False
+    try:
+        while True:
+            waited = coroutine.throw(asyncio.CancelledError()) if throw else coroutine.send(None)
+            throw = False
+            if isinstance(waited, asyncio.Future):
+                waited._asyncio_future_blocking = False
+                if suspensions == k and not waited.cancel():
+                    throw = True  # done already: cancel at the next step, as a Task does
+                await asyncio.wait([waited])
+            elif suspensions == k:
+                throw = True  # a bare yield (sleep(0))
+            suspensions += 1
+    except (StopIteration, Oops):
+        went_on = suspensions > k
+    except asyncio.CancelledError:
+        return True
+    finally:
+        coroutine.close()
+    assert not went_on, f"cancelled at suspension {k}, the operation went on to its end"
+    return False
+
+
+@dataclass
+class Subject:
+    """A started app on one backend, with a user to own the things written."""
+
+    app: Quart
+    url: str
+    owner_id: int
+
+    async def left_behind(self) -> list[str]:
+        """Every way the last operation's cancellation left the database worse off."""
+        problems: list[str] = []
+        async with self.app.app_context():
+            pool = db.pool
+            try:
+                await asyncio.wait_for(pool.settled(), 5)
+            except TimeoutError:
+                problems.append("a connection was still being closed after 5 s")
+            if pool.in_use:
+                problems.append(f"{pool.in_use} place(s) of the pool still taken")
+            problems += await _locks_held(self.url)
+            try:
+                # The next write, through the same pool: at once.
+                async with asyncio.timeout(2):
+                    await db.execute(_ADD, owner_id=self.owner_id, title="next")
+                    async with db.transaction() as connection:
+                        await connection.execute(_ADD, owner_id=self.owner_id, title="next")
+            except TimeoutError:
+                problems.append("the next write did not commit within 2 s")
+        return problems
+
+    async def titles(self) -> list[str]:
+        async with self.app.app_context():
+            return [row.title for row in await db.fetch(_ALL)]
+
+    async def forget(self) -> None:
+        """Close every pooled connection, so the next operation opens its own."""
+        async with self.app.app_context():
+            await db.pool.close()
+
+
+async def _locks_held(url: str) -> list[str]:
+    if url.startswith("sqlite"):
+        # A write lock anywhere would make this fail at once (timeout 0).
+        probe = sqlite3.connect(make_url(url).database or "", timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            return [f"a connection still holds SQLite's write lock ({error})"]
+        finally:
+            probe.close()
+        return []
+    connection = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(False)
+    )
+    try:
+        for _ in range(40):  # a terminated backend takes a moment to notice
+            idle = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+            )
+            if not idle:
+                return []
+            await asyncio.sleep(0.05)
+        return [f"{idle} PostgreSQL session(s) idle in a transaction"]
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def subject(database_url: str) -> AsyncIterator[Subject]:
+    await reset_schema(database_url)
+    app = make_app(database_url, DATABASE_POOL_SIZE=2, DATABASE_POOL_TIMEOUT=30)
+    async with app.test_app():
+        owner = await add_user(app, "owner", "owner-password", UserType.USER)
+        yield Subject(app, database_url, owner.id)
+
+
+Operation = Callable[[Subject, str], Coroutine[Any, Any, None]]
+
+
+async def _fetch(subject: Subject, tag: str) -> None:
+    await db.fetch(_ALL)
+
+
+async def _execute(subject: Subject, tag: str) -> None:
+    await db.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-a")
+
+
+async def _fetchrow_returning(subject: Subject, tag: str) -> None:
+    await db.fetchrow(_ADD_RETURNING, owner_id=subject.owner_id, title=f"{tag}-a")
+
+
+async def _transaction(subject: Subject, tag: str) -> None:
+    async with db.transaction() as connection:
+        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-a")
+        await db.fetch(_ALL)  # a read of the caller's, on the transaction's connection
+        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-b")
+
+
+async def _rolled_back(subject: Subject, tag: str) -> None:
+    async with db.transaction() as connection:
+        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-a")
+        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-b")
+        raise Oops
+
+
+# What each operation may leave stored: its titles all, or none; a rollback, none.
+OPERATIONS: dict[str, tuple[Operation, list[list[str]]]] = {
+    "fetch": (_fetch, [[]]),
+    "execute": (_execute, [[], ["a"]]),
+    "fetchrow_returning": (_fetchrow_returning, [[], ["a"]]),
+    "transaction": (_transaction, [[], ["a", "b"]]),
+    "rollback": (_rolled_back, [[]]),
+}
+
+
+async def _every_cancellation(
+    subject: Subject,
+    name: str,
+    *,
+    fresh: bool,
+    others: Callable[[], Awaitable[list[asyncio.Task[None]]]] | None = None,
+) -> int:
+    """Cancel operation *name* at each of its suspensions in turn; return how many.
+
+    *others* starts tasks of other requests first; they end before the checks.
+    """
+    operation, allowed = OPERATIONS[name]
+    k = 0
+    while True:
+        tag = f"{name}-{k}"
+        if fresh:
+            await subject.forget()
+        async with subject.app.app_context():
+            started = await others() if others is not None else []
+            cancelled = await cancelled_at(functools.partial(operation, subject, tag), k)
+            await asyncio.gather(*started)
+        if not cancelled:
+            return k
+        problems = await subject.left_behind()
+        assert not problems, f"cancelled at suspension {k}: {problems}"
+        written = sorted(
+            title.removeprefix(f"{tag}-")
+            for title in await subject.titles()
+            if title.startswith(f"{tag}-")
+        )
+        assert written in allowed, f"cancelled at suspension {k}, stored {written}"
+        k += 1
+        assert k < 100, "the operation never finished"
+
+
+@pytest.mark.parametrize("fresh", [True, False], ids=["opening", "reusing"])
+@pytest.mark.parametrize("name", list(OPERATIONS))
+async def test_a_cancellation_at_any_await_leaves_nothing_behind(
+    subject: Subject, name: str, fresh: bool
+) -> None:
+    points = await _every_cancellation(subject, name, fresh=fresh)
+    if name != "fetch":  # a SQLite read may run on the loop's thread, without a wait
+        assert points >= 1, "no suspension: the harness cancelled nothing"
+    if fresh and name in {"transaction", "rollback"}:
+        # Opening (connect, settings), BEGIN, the statements, COMMIT or ROLLBACK.
+        assert points >= 6, points
+    assert await subject.left_behind() == []
+
+
+async def test_a_cancellation_while_waiting_for_a_place_leaves_nothing_behind(
+    subject: Subject,
+) -> None:
+    """Both places held by others: the operation first waits in line for one."""
+
+    async def hold_both() -> list[asyncio.Task[None]]:
+        async def hold() -> None:
+            async with subject.app.app_context(), db.connection():
+                await asyncio.sleep(0.05)
+
+        holders = [asyncio.create_task(hold()) for _ in range(2)]
+        await asyncio.sleep(0.01)  # both holders have their place
+        assert db.pool.in_use == 2
+        return holders
+
+    points = await _every_cancellation(subject, "transaction", fresh=False, others=hold_both)
+    assert points >= 4
+    assert await subject.left_behind() == []
