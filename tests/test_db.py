@@ -7,16 +7,33 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from quart import Quart
-from sqlalchemy import func, literal, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    table,
+    update,
+)
 
-from quart_app.db import READ_HERE_SECONDS, Query, Row, db
-from quart_app.models import User, UserType
+from quart_app.db import READ_HERE_SECONDS, MissingParameter, Query, Row, db
+from quart_app.models import Thing, User, UserType
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
 
@@ -217,3 +234,243 @@ async def test_a_read_does_not_see_or_wait_for_an_uncommitted_write(
             assert await db.fetch(_USERNAMES) == [{"username": "mallory"}]
     finally:
         writer.close()
+
+
+# --- what an error says: an outage (503) or a fault of the code (500) -------------------
+
+_MISSING_TABLE = Query(select(column("x")).select_from(table("no_such_table")))
+_SYNTAX_ERROR = Query(select(literal_column("1 +").label("x")))
+_WRITE_MISSING_TABLE = Query(insert(table("no_such_table", column("x"))).values(x=1))
+
+
+async def _fetch_missing_table() -> None:
+    await db.fetch(_MISSING_TABLE)
+
+
+async def _fetch_syntax_error() -> None:
+    await db.fetch(_SYNTAX_ERROR)
+
+
+async def _execute_missing_table() -> None:
+    await db.execute(_WRITE_MISSING_TABLE)
+
+
+async def _syntax_error_in_a_transaction() -> None:
+    async with db.transaction() as connection:
+        await connection.fetch(_SYNTAX_ERROR)
+
+
+async def _runaway_read() -> None:
+    await db.fetch(_counting_to(2_000_000_000))
+
+
+async def _runaway_in_a_transaction() -> None:
+    async with db.transaction() as connection:
+        await connection.fetch(_counting_to(2_000_000_000))
+
+
+def _app_with_route(database_url: str, run: Callable[[], Awaitable[None]], **config: Any) -> Quart:
+    """A testing app answering ``GET /api/run`` by calling *run*, errors as in production."""
+    app = make_app(database_url, PROPAGATE_EXCEPTIONS=False, **config)
+
+    @app.get("/api/run")
+    async def run_it() -> dict[str, bool]:
+        await run()
+        return {"ran": True}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("run", "driver_says"),
+    [
+        (_fetch_missing_table, ("no such table", 'relation "no_such_table" does not exist')),
+        (_fetch_syntax_error, ("syntax error",)),
+        (_execute_missing_table, ("no such table", 'relation "no_such_table" does not exist')),
+        (_syntax_error_in_a_transaction, ("syntax error",)),
+    ],
+    ids=["read, missing table", "read, syntax error", "write, missing table", "transaction"],
+)
+async def test_a_programming_error_is_a_500_with_the_traceback_in_the_log(
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+    run: Callable[[], Awaitable[None]],
+    driver_says: tuple[str, ...],
+) -> None:
+    """Retrying a bug cannot help: no 503, no Retry-After; the log says what failed."""
+    await reset_schema(database_url)
+    app = _app_with_route(database_url, run)
+    async with app.test_app():
+        with caplog.at_level(logging.ERROR):
+            response = await app.test_client().get("/api/run")
+        assert response.status_code == 500
+        assert "Retry-After" not in response.headers
+        assert await response.get_json() == {"error": "Internal server error"}
+        tracebacks = [record for record in caplog.records if record.exc_info]
+        assert tracebacks, "no traceback logged"
+        logged = logging.Formatter().formatException(tracebacks[0].exc_info)  # type: ignore[arg-type]
+        assert any(words in logged for words in driver_says), logged
+        async with app.app_context():
+            await db.pool.settled()
+            assert db.pool.in_use == 0
+            assert await db.fetch(_ONE) == [{"one": 1}]  # the pool still serves
+
+
+@pytest.mark.parametrize(
+    "run", [_runaway_read, _runaway_in_a_transaction], ids=["read", "in a transaction"]
+)
+async def test_a_runaway_statement_answers_503_within_the_statement_timeout(
+    database_url: str, run: Callable[[], Awaitable[None]]
+) -> None:
+    """Counting to two billion takes minutes: the statement timeout stops it (on SQLite,
+    a deadline checked by the progress handler; on PostgreSQL, statement_timeout)."""
+    await reset_schema(database_url)
+    app = _app_with_route(database_url, run, DATABASE_STATEMENT_TIMEOUT=0.5)
+    async with app.test_app():
+        client = app.test_client()
+        response = await asyncio.wait_for(client.get("/api/run"), 30)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        async with app.app_context():
+            await asyncio.wait_for(db.pool.settled(), 10)
+            assert db.pool.in_use == 0
+            assert await db.fetch(_ONE) == [{"one": 1}]
+            async with db.transaction() as connection:  # the write lock is free again
+                await connection.fetch(_ONE)
+
+
+async def test_a_write_lock_held_past_the_timeout_answers_503(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    await reset_schema(url)
+    app = make_app(url, DATABASE_STATEMENT_TIMEOUT=0.3)
+    async with app.test_app():
+        user = await add_user(app, "alice", "alice-password", UserType.USER)
+        client = app.test_client()
+        token = await bearer_headers(client, user)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            response = await asyncio.wait_for(
+                client.post("/api/things", json={"title": "waits"}, headers=token), 30
+            )
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        created = await client.post("/api/things", json={"title": "then"}, headers=token)
+        assert created.status_code == 201
+
+
+# --- a new table the SQLAlchemy way: defaults, typed rows, reads in a transaction -------
+
+_THING_COLUMNS = (Thing.id, Thing.title, Thing.done, Thing.created_at, Thing.updated_at)
+_ADD_THING = Query(
+    insert(Thing)
+    .values(owner_id=bindparam("owner_id"), title=bindparam("title"))
+    .returning(*_THING_COLUMNS)
+)
+_RENAME_THING = Query(
+    update(Thing)
+    .where(Thing.id == bindparam("thing_id"))
+    .values(title=bindparam("title"))
+    .returning(*_THING_COLUMNS)
+)
+_THING_TITLES = Query(select(Thing.title).order_by(Thing.id))
+
+
+@dataclass(frozen=True)
+class ThingView:
+    id: int
+    title: str
+    done: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+_ADD_THING_VIEW = Query(
+    insert(Thing)
+    .values(owner_id=bindparam("owner_id"), title=bindparam("title"))
+    .returning(*_THING_COLUMNS),
+    into=ThingView,
+)
+
+
+async def test_model_defaults_and_onupdate_apply_unless_the_caller_passes_a_value(
+    app: Quart, user: Account
+) -> None:
+    async with app.app_context():
+        before = datetime.now(UTC)
+        added = await db.fetchrow(_ADD_THING, owner_id=user.id, title="first")
+        assert added is not None
+        assert added.done is False  # default=False
+        assert before <= added.created_at <= datetime.now(UTC)  # default=utcnow
+        assert added.created_at.tzinfo is not None
+
+        renamed = await db.fetchrow(_RENAME_THING, thing_id=added.id, title="renamed")
+        assert renamed is not None
+        assert renamed.title == "renamed"
+        assert renamed.created_at == added.created_at
+        assert renamed.updated_at > added.updated_at  # onupdate=utcnow
+
+        chosen = datetime(2020, 1, 2, tzinfo=UTC)
+        explicit = await db.fetchrow(
+            _ADD_THING, owner_id=user.id, title="mine", done=True, created_at=chosen
+        )
+        assert explicit is not None
+        assert (explicit.done, explicit.created_at) == (True, chosen)
+
+
+async def test_a_missing_parameter_is_named(app: Quart, user: Account) -> None:
+    async with app.app_context():
+        with pytest.raises(MissingParameter, match="title"):
+            await db.execute(_ADD_THING, owner_id=user.id)
+        assert await db.fetch(_THING_TITLES) == []
+
+
+def test_a_default_that_needs_sqlalchemys_context_is_refused_when_the_query_is_built() -> None:
+    contextual = Table(
+        "contextual",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("copy", String, default=lambda context: context.get_current_parameters()["id"]),
+    )
+    with pytest.raises(ValueError, match=r"'copy'.*execution context"):
+        Query(insert(contextual).values(id=bindparam("id")))
+
+
+async def test_rows_have_attributes_or_come_as_the_type_asked_for(
+    app: Quart, user: Account
+) -> None:
+    async with app.app_context():
+        row = await db.fetchrow(_ADD_THING, owner_id=user.id, title="row")
+        view = await db.fetchrow(_ADD_THING_VIEW, owner_id=user.id, title="view")
+    assert row is not None
+    assert (row.title, row["title"]) == ("row", "row")
+    with pytest.raises(AttributeError, match="no_such_column"):
+        _ = row.no_such_column
+    assert isinstance(view, ThingView)
+    assert (view.title, view.done) == ("view", False)
+
+
+async def test_reads_inside_a_transaction_see_its_writes_on_its_connection(
+    one_connection: tuple[Client, dict[str, str]],
+) -> None:
+    """With a pool of one, a read on a second connection would wait out the pool timeout."""
+    client, _token = one_connection
+    app = client.app
+    async with app.app_context():
+        (owner,) = await db.fetch(Query(select(User.id)))
+        async with asyncio.timeout(5), db.transaction() as connection:
+            await connection.execute(_ADD_THING, owner_id=owner.id, title="unseen elsewhere")
+            assert [row.title for row in await db.fetch(_THING_TITLES)] == ["unseen elsewhere"]
+            await db.execute(_RENAME_THING, thing_id=1, title="renamed inside")
+            async with db.connection() as same:
+                assert same is connection
+            with pytest.raises(RuntimeError, match="already inside a transaction"):
+                async with db.transaction():
+                    pass
+        assert [row.title for row in await db.fetch(_THING_TITLES)] == ["renamed inside"]
