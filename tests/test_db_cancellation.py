@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import random
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from quart import Quart
 from sqlalchemy import bindparam, insert, select
@@ -27,6 +31,15 @@ from sqlalchemy.engine import make_url
 from quart_app.db import Query, db
 from quart_app.models import Thing, UserType
 from tests.helpers.apps import add_user, make_app
+from tests.helpers.live import (
+    ADMIN_LIVE_PASSWORD,
+    LiveServer,
+    create_live_user,
+    hypercorn_process,
+    stop_process_group,
+    token_for,
+    wait_until_serving,
+)
 from tests.helpers.services import reset_schema
 
 _ADD = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
@@ -260,3 +273,103 @@ async def test_a_cancellation_while_waiting_for_a_place_leaves_nothing_behind(
     points = await _every_cancellation(subject, "transaction", fresh=False, others=hold_both)
     assert points >= 4
     assert await subject.left_behind() == []
+
+
+# --- the same, served: a storm of clients hanging up mid-request ------------------------
+
+
+def _raw_request(method: str, path: str, token: str, body: dict[str, Any] | None) -> bytes:
+    payload = json.dumps(body).encode() if body is not None else b""
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+async def _hang_up(port: int, request: bytes, after: float, rudely: bool) -> None:
+    """Send *request*, then go away *after* seconds, as an aborted browser request does."""
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    await writer.drain()
+    await asyncio.sleep(after)
+    if rudely:
+        writer.transport.abort()  # RST
+    else:
+        writer.close()
+
+
+@pytest.mark.live
+@pytest.mark.server_env(QUART_RATE_LIMIT_ENABLED="false")
+async def test_clients_hanging_up_mid_request_never_wedge_writes(
+    base_url: str, server: LiveServer, server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Admin changes (transactions), writes and reads from clients that leave 0-60 ms after
+    sending, while one well-behaved client keeps creating things. Every one of its writes
+    is acknowledged, a fresh write right after the storm too, and all of them are still
+    there once the server has restarted."""
+    port = int(base_url.rsplit(":", 1)[1])
+    targets = [await create_live_user(base_url, f"target{n}", "target-password") for n in range(4)]
+    await create_live_user(base_url, "writer", "writer-password")
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        admin_headers = await token_for(client, "admin", ADMIN_LIVE_PASSWORD)
+        writer = await token_for(client, "writer", "writer-password")
+    admin = admin_headers["Authorization"].removeprefix("Bearer ")
+    writer_token = writer["Authorization"].removeprefix("Bearer ")
+    acknowledged: dict[int, str] = {}
+    refused: list[str] = []
+    storming = True
+
+    async def well_behaved() -> None:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            n = 0
+            while storming:
+                title = f"good {n}"
+                answer = await client.post("/api/things", json={"title": title}, headers=writer)
+                if answer.status_code == 201:
+                    acknowledged[answer.json()["id"]] = title
+                else:
+                    refused.append(f"{answer.status_code} {answer.text}")
+                n += 1
+
+    rng = random.Random(18)  # noqa: S311 - timings, not secrets
+    requests = [
+        *(
+            _raw_request("PATCH", f"/api/admin/users/{target}", admin, {"is_active": active})
+            for target in targets
+            for active in (False, True)
+        ),
+        _raw_request("POST", "/api/things", writer_token, {"title": "storm"}),
+        _raw_request("GET", "/api/things?limit=100", writer_token, None),
+    ]
+    good = asyncio.create_task(well_behaved())
+    for _round in range(12):
+        await asyncio.gather(
+            *(
+                _hang_up(port, rng.choice(requests), rng.uniform(0, 0.06), rng.random() < 0.5)
+                for _ in range(40)
+            )
+        )
+    storming = False
+    await good
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        after = await client.post("/api/things", json={"title": "after"}, headers=writer)
+    assert after.status_code == 201, after.text
+    acknowledged[after.json()["id"]] = "after"
+    assert refused == []
+    assert len(acknowledged) > 1
+
+    stop_process_group(server.process)
+    with hypercorn_process(server_env, tmp_path, "restarted") as restarted:
+        await wait_until_serving(restarted)
+        async with httpx.AsyncClient(base_url=restarted.url, timeout=10) as client:
+            headers = await token_for(client, "writer", "writer-password")
+            stored = {}
+            for offset in range(0, 10_000, 100):
+                page = await client.get(f"/api/things?limit=100&offset={offset}", headers=headers)
+                items = page.json()["items"]
+                stored.update({item["id"]: item["title"] for item in items})
+                if len(items) < 100:
+                    break
+    assert {thing_id: stored.get(thing_id) for thing_id in acknowledged} == acknowledged
