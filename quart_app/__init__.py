@@ -20,6 +20,7 @@ from . import (
     main,
     openapi,
     rate_limits,
+    request_framing,
     response_headers,
     routing,
     seed,
@@ -109,6 +110,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(health.bp)
     app.register_blueprint(api_bp)
 
+    # An ambiguous request is refused before the app reads any of it.
+    app.asgi_app = request_framing.RequestFramingGuard(app.asgi_app)  # type: ignore[method-assign]
     if hops := app.config["PROXY_TRUSTED_HOPS"]:
         # Behind that many proxies, take the client address and scheme from
         # X-Forwarded-For/-Proto, so rate limits and origin checks see the real client.

@@ -14,12 +14,28 @@ HTTP/2: body data for a stream that has already been answered (pgjones/hypercorn
     window then shrinks by every unread body until the client cannot send any body
     on that connection (two 70 kB refusals were enough). This fix drops the data and
     gives the bytes back, as #365 does.
+
+HTTP/1.1: obsolete line folding (h11 unfolds it)
+    A header line starting with a space or tab continues the line before (obs-fold).
+    h11 joins the two, as RFC 9112 §5.2 allows, but a proxy in front may read the
+    continuation as a header of its own, so the two disagree on what was sent. The
+    fix makes h11 refuse it: 400, and hypercorn closes the connection.
+
+HTTP/1.1: ``chunked`` that is not the last transfer coding (h11 answers 501)
+    h11 refuses every coding but a lone ``chunked`` with 501 Not Implemented, right for
+    a coding it does not know (``gzip, chunked``). When ``chunked`` is not the final
+    coding, or comes twice, the body's length cannot be known at all, and RFC 9112
+    §6.1 requires 400; the fix answers that. hypercorn closes the connection either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import h11._events
+import h11._readers
+from h11 import LocalProtocolError
 from hypercorn.protocol.events import Event as StreamEvent
 from hypercorn.protocol.h2 import H2Protocol
 
@@ -55,6 +71,41 @@ def _init_with_answered_streams(self: H2Protocol, *args: Any, **kwargs: Any) -> 
     self.streams = _StreamsById(self.streams)
 
 
+_h11_line_fold = h11._readers._obsolete_line_fold
+_h11_validate_headers = h11._events.normalize_and_validate  # type: ignore[attr-defined]
+
+
+def _refuse_line_folding(lines: Iterable[bytes]) -> Iterator[bytes]:
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            raise LocalProtocolError("obsolete line folding is not accepted", error_status_hint=400)
+        yield line
+
+
+def _unframeable(headers: Any) -> bool:
+    """True when ``chunked`` is not the one, final transfer coding of *headers*."""
+    codings = [
+        coding.strip().lower()
+        for name, value in headers
+        if bytes(name).lower() == b"transfer-encoding"
+        for coding in bytes(value).split(b",")
+    ]
+    return b"chunked" in codings and (codings[-1] != b"chunked" or codings.count(b"chunked") > 1)
+
+
+def _validate_headers_strictly(headers: Any, _parsed: bool = False) -> Any:
+    try:
+        return _h11_validate_headers(headers, _parsed=_parsed)
+    except LocalProtocolError as error:
+        if error.error_status_hint == 501 and _unframeable(headers):
+            raise LocalProtocolError(
+                "chunked must be the final transfer coding, applied once", error_status_hint=400
+            ) from error
+        raise
+
+
 def apply() -> None:
-    """Install every fix into hypercorn's classes; calling it again changes nothing."""
+    """Install every fix into hypercorn's and h11's code; calling it again changes nothing."""
     H2Protocol.__init__ = _init_with_answered_streams  # type: ignore[method-assign]
+    h11._readers._obsolete_line_fold = _refuse_line_folding
+    h11._events.normalize_and_validate = _validate_headers_strictly  # type: ignore[attr-defined]
