@@ -45,13 +45,68 @@ def by_connections(results: Sequence[Row], target: str, path: str) -> dict[int, 
     }
 
 
-def flask_list_targets(backend: str) -> tuple[str, str, str]:
-    """Scenario F's targets on *backend*: quart_app, Flask sync, Flask gthread."""
-    return (
-        f"quart_app {backend} (hypercorn, {SERVING_LABEL})",
-        f"Flask list {backend} (gunicorn 2 sync)",
-        f"Flask list {backend} (gunicorn 2 gthread)",
-    )
+# Scenario F's Flask lists, as bench/run.py names them: as first written (Core
+# expressions built per request) and tuned (text() statements built once).
+FLASK_LISTS = ("Flask list", "Flask list tuned")
+
+
+def flask_list_targets(backend: str) -> tuple[str, dict[str, tuple[str, str]]]:
+    """Scenario F's targets on *backend*: quart_app's, and each Flask list's (by name)
+    under gunicorn sync and gthread."""
+    return f"quart_app {backend} (hypercorn, {SERVING_LABEL})", {
+        name: (f"{name} {backend} (gunicorn 2 sync)", f"{name} {backend} (gunicorn 2 gthread)")
+        for name in FLASK_LISTS
+    }
+
+
+def fastest(rows: Sequence[Row]) -> Row:
+    """The row with the most req/s."""
+    return max(rows, key=lambda row: float(row["requests_per_second"]))
+
+
+def flask_list_rows(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool | None]]:
+    """Scenario F's rows of the targets table, on each backend.
+
+    The target: quart_app against the fastest Flask list there, whichever list and
+    worker class it was. Also shown, without a target: against the faster of the list
+    as first written, the reference before the tuned list came (and the only one in
+    results from before it).
+    """
+    rows: list[tuple[str, str, float, str, bool | None]] = []
+    for backend in ("SQLite", "PostgreSQL"):
+        quart_target, flask_targets = flask_list_targets(backend)
+        quart = find(results, "F", quart_target, "/api/things", 64)
+        found = {
+            name: [row for row in results if row["scenario"] == "F" and row["target"] in targets]
+            for name, targets in flask_targets.items()
+        }
+        flask = [row for rows in found.values() for row in rows]
+        best = fastest(flask)
+        ratio = quart["requests_per_second"] / best["requests_per_second"]
+        rows.append(
+            (
+                f"F: authenticated list ({backend}) vs the fastest list written the Flask way",
+                f"median req/s at 64 connections, against the fastest of {len(flask)} Flask "
+                f"servers: {best['target']}, {best['requests_per_second']:.0f} req/s",
+                ratio,
+                ">= 1.00",
+                ratio >= 1.0,
+            )
+        )
+        first = found[FLASK_LISTS[0]]
+        if len(first) < len(flask):
+            reference = fastest(first)
+            rows.append(
+                (
+                    f"F: authenticated list ({backend}) vs the Flask list as first written",
+                    "median req/s at 64 connections, against the faster of gunicorn sync and "
+                    f"gthread: {reference['target']}",
+                    quart["requests_per_second"] / reference["requests_per_second"],
+                    "(shown only)",
+                    None,
+                )
+            )
+    return rows
 
 
 def paired_ratio(row: Row, reference: Row) -> tuple[float, str]:
@@ -75,12 +130,15 @@ def paired_ratio(row: Row, reference: Row) -> tuple[float, str]:
     )
 
 
-def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
-    """(target, how measured, ratio, what is needed, met) for each of the contract's targets."""
+def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool | None]]:
+    """(target, how measured, ratio, what is needed, met) for each of the contract's targets.
+
+    *met* is None for a row shown for comparison only, with no target of its own.
+    """
     app = find(results, "A", "quart_app", "/api/status", 64)
     bare = find(results, "A", "bare Quart", "/api/status", 64)
     a_ratio, a_how = paired_ratio(app, bare)
-    rows = [
+    rows: list[tuple[str, str, float, str, bool | None]] = [
         (
             "A: /api/status vs bare Quart",
             a_how,
@@ -101,21 +159,7 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool]]:
                 b_ratio >= need,
             )
         )
-    for backend in ("SQLite", "PostgreSQL"):
-        quart, sync, gthread = (
-            find(results, "F", target, "/api/things", 64) for target in flask_list_targets(backend)
-        )
-        flask = max(sync["requests_per_second"], gthread["requests_per_second"])
-        f_ratio = quart["requests_per_second"] / flask
-        rows.append(
-            (
-                f"F: authenticated list ({backend}) vs the same list written the Flask way",
-                "median req/s at 64 connections, against the faster of gunicorn sync and gthread",
-                f_ratio,
-                ">= 1.00",
-                f_ratio >= 1.0,
-            )
-        )
+    rows += flask_list_rows(results)
     for target, path in (
         ("quart_app", "/api/status"),
         ("quart_app SQLite", "/api/things"),
@@ -250,7 +294,8 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|---:|---:|---|",
     ]
     for name, how, ratio, need, met in targets(results):
-        lines.append(f"| {name} | {how} | {ratio:.2f} | {need} | {'yes' if met else '**no**'} |")
+        shown = "-" if met is None else "yes" if met else "**no**"
+        lines.append(f"| {name} | {how} | {ratio:.2f} | {need} | {shown} |")
     lines += [
         "",
         "![Throughput against connections](bench_throughput.png)",
@@ -296,11 +341,17 @@ def render(report: dict[str, Any]) -> str:
         "## F: the authenticated list, the Flask way",
         "",
         "`GET /api/things` with the same bearer token, on quart_app and on the same endpoint",
-        "written the Flask way (`bench/flask_things.py`: Flask, sync SQLAlchemy Core, the same",
+        "written the Flask way (`bench/flask_things.py`: Flask, sync SQLAlchemy, the same",
         "database, token format, two queries and JSON) under gunicorn with 2 workers, sync or",
-        "gthread (8 threads each). The three servers run side by side, each with its access",
-        f"log on, and are loaded in turn, {report.get('repeat', 1)} rounds; each row is the",
-        "median of its runs (latencies: medians too; errors: summed over the runs).",
+        'gthread (8 threads each). The Flask list comes twice: as first written ("Flask',
+        'list": SQLAlchemy Core expressions built per request, timestamps through the',
+        'models\' TypeDecorator) and tuned ("Flask list tuned": `text()` statements built',
+        "once at import, bound parameters, autocommit connections from SQLAlchemy's pool,",
+        "timestamps converted by hand). The target is against the fastest Flask server of",
+        "the four. The five servers run side by side, each with its access log on, answer",
+        "alike (checked before loading: status, `X-Total-Count`, JSON), and are loaded in",
+        f"turn, {report.get('repeat', 1)} rounds; each row is the median of its runs",
+        "(latencies: medians too; errors: summed over the runs).",
         "",
         *table(results, {"F"}),
         "",
