@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, model_validator
+from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
 from .models import USERNAME_PATTERN
@@ -37,14 +38,30 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _publish_partial_update(schema: JsonDict) -> None:
+    """What a client may send in a PATCH body: at least one field, each one optional
+    (absent leaves it as it is) and never ``null``.
+
+    Pydantic publishes each field's Python default, ``None``, as ``default: null``: a value
+    the field's own schema refuses (as does the API, with a 422), so the default goes.
+    """
+    schema["minProperties"] = 1
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for field in properties.values():
+            if isinstance(field, dict) and "default" in field and field["default"] is None:
+                del field["default"]
+
+
 class PartialUpdate(Strict):
     """A PATCH body: at least one field, and none of them ``null``.
 
-    Fields are typed ``X | SkipJsonSchema[None]``: ``None`` stands for "not given" in
-    Python, while the published schema says what clients may send, a non-null value.
+    Fields are typed ``X | SkipJsonSchema[None] = None``: ``None`` stands for "not given"
+    in Python, while the published schema says what clients may send, an optional
+    non-null value with no default.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_publish_partial_update)
 
     @model_validator(mode="after")
     def _some_fields_and_no_nulls(self) -> Self:
