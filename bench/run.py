@@ -471,7 +471,8 @@ class Bench:
         The Flask list comes as first written and tuned, each under gunicorn sync and
         gthread. All five servers run at once on the same database, are checked to give
         the same answer, and are loaded in turn, ``repeat`` rounds, so drift on the
-        machine hits each of them alike; each target's result is the median of its runs.
+        machine hits each of them alike; each target's result is the median of its runs,
+        and bench/report.py pairs the rounds' runs for the ratio.
         """
         flask_env = dict(
             env,
@@ -502,9 +503,14 @@ class Bench:
             }
             check_same_answers(bases, bearer)
             runs: dict[str, list[dict[str, float]]] = {target: [] for target in bases}
+            order = list(bases)
             for round_number in range(1, self.repeat + 1):
-                for target, base in bases.items():
-                    numbers = run_wrk(base + "/api/things", 64, self.seconds, bearer)
+                # Each round starts one target later: the first run of a round measured
+                # slower here (bench.cpu, either checkout first), so no target always
+                # takes that place.
+                shift = (round_number - 1) % len(order)
+                for target in order[shift:] + order[:shift]:
+                    numbers = run_wrk(bases[target] + "/api/things", 64, self.seconds, bearer)
                     runs[target].append(numbers)
                     print(
                         f"    run {round_number}/{self.repeat} {target}: "
