@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ParamSpec, TypeVar, overload
+from collections.abc import Mapping
+from typing import Any
 
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
@@ -30,46 +30,7 @@ from .api import bp as api_bp
 from .config import DEFAULTS, check_secret_key, load_environment
 from .db import db
 from .passwords import passwords
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-class App(Quart):
-    """Quart, deciding once per function whether a hook or view needs wrapping.
-
-    Quart runs ``inspect.iscoroutinefunction`` on every hook, error handler and view of
-    every request (about fifteen times for an authenticated API read), though the answer
-    for a given function never changes.
-    """
-
-    # Bounds the memory a stream of distinct callables (closures) could take.
-    ASYNC_FUNCTIONS_KEPT = 1024
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._async_functions: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {}
-
-    @overload
-    def ensure_async(self, func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
-
-    @overload
-    def ensure_async(self, func: Callable[P, T]) -> Callable[P, Awaitable[T]]: ...
-
-    def ensure_async(
-        self, func: Callable[P, Awaitable[T]] | Callable[P, T]
-    ) -> Callable[P, Awaitable[T]]:
-        """Quart's ``ensure_async``, remembered per function."""
-        try:
-            return self._async_functions[func]
-        except KeyError:
-            found: Callable[P, Awaitable[T]] = super().ensure_async(func)
-            if len(self._async_functions) >= self.ASYNC_FUNCTIONS_KEPT:
-                self._async_functions.clear()
-            self._async_functions[func] = found
-            return found
-        except TypeError:  # an unhashable callable
-            return super().ensure_async(func)
+from .upstream.quart import App
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Quart:

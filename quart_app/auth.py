@@ -12,13 +12,13 @@ import time
 from typing import cast
 
 import quart_auth
-from itsdangerous import BadSignature
-from quart import Quart, Response, current_app, g, request
+from quart import Quart, Response, current_app, request
 from quart.globals import request_ctx
 from quart_auth import Action, AuthUser, QuartAuth
 
 from .models import Account, SessionKind
 from .session_store import session_account
+from .upstream.quart_auth import user_untouched, verify_token
 
 EXTENSION_KEY = "quart_app.auth"
 
@@ -104,7 +104,7 @@ class AppAuth(QuartAuth):
         """quart-auth's cookie writing, skipped when nothing touched the user."""
         # Signing in or out goes through load_user, login_user or logout_user, which
         # all leave the user on g; a request without it has no cookie to change.
-        if self.attribute_name not in g:
+        if user_untouched(self):
             return response
         return await super().after_request(response)
 
@@ -115,24 +115,20 @@ class AppAuth(QuartAuth):
         counted in instructions), and a client sends the same token on every request.
         Only tokens that checked out are remembered, with the time they were signed, so
         expiry is judged as quart-auth judges it; the session row still decides, on
-        every request, whether the session is live.
+        every request, whether the session is live. The check itself is a copy of
+        quart-auth's (``quart_app.upstream.quart_auth.verify_token``).
         """
         if app is None:
             app = current_app
         verified = self.verified_tokens
         found = verified.get(token)
         if found is None:
-            keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key]
-            assert self.salt is not None  # set by init_app
-            try:
-                auth_id, signed_at = self.serializer_class(keys, self.salt).loads(
-                    token, max_age=self.duration, return_timestamp=True
-                )
-            except BadSignature:  # SignatureExpired is one
+            found = verify_token(self, token, app)
+            if found is None:
                 return None
             if len(verified) >= self.verified_tokens_kept:
                 del verified[next(iter(verified))]
-            found = verified[token] = (auth_id, signed_at.timestamp())
+            verified[token] = found
         auth_id, signed_at = found
         # Whole seconds, as itsdangerous counts them.
         age = int(time.time()) - signed_at

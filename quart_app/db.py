@@ -49,6 +49,8 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import CompoundSelect, ExecutableReturnsRows, Select
 from sqlalchemy.types import TypeDecorator
 
+from .upstream.aiosqlite import join_worker_thread
+
 _EXTENSION_KEY = "quart_app.database"
 # DATABASE_ECHO logs every statement the app runs here, with its arguments.
 _statements_log = logging.getLogger("quart_app.sql")
@@ -743,7 +745,7 @@ class _SQLitePool(_Pool):
             # A failed connect leaves aiosqlite's worker thread stopping on its own; if
             # the loop closed first, the thread would raise "Event loop is closed".
             # aiosqlite has no join() yet (omnilib/aiosqlite#387), hence the private name.
-            await asyncio.shield(asyncio.to_thread(driver._thread.join))
+            await asyncio.shield(asyncio.to_thread(join_worker_thread, driver))
             raise
         link = _SQLiteLink(driver)
         try:

@@ -7,7 +7,7 @@ from contextlib import suppress
 from typing import Any, NoReturn
 
 from pydantic import ValidationError
-from quart import Quart, Request, Response, current_app, jsonify, redirect, request
+from quart import Quart, Response, current_app, jsonify, redirect, request
 from quart.typing import ResponseReturnValue
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import (
@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from .db import DatabaseUnavailable
 from .safe_redirects import login_url_for_current_request
+from .upstream.quart import CachedBlueprintsRequest
 
 API_PREFIX = "/api/"
 WWW_AUTHENTICATE = 'Bearer realm="quart_app"'
@@ -36,27 +37,14 @@ def is_api_request() -> bool:
     return request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/")
 
 
-class JSONRequest(Request):
+class JSONRequest(CachedBlueprintsRequest):
     """A request whose ``get_json`` refuses a non-JSON body with 415, as Flask's does.
 
     Quart's own ``get_json`` returns ``None`` when the content type is not JSON, which
     would turn a wrongly-sent body into a confusing validation error. Being the app's
-    request class, it also remembers Quart's blueprint list for the request.
+    request class, it also remembers Quart's blueprint list for the request
+    (``quart_app.upstream.quart``).
     """
-
-    _blueprints: list[str] | None = None
-
-    @property
-    def blueprints(self) -> list[str]:
-        """Quart's list of the matched blueprint and its parents, worked out once.
-
-        Quart asks for it three times a request (before, after and teardown hooks), and
-        each time derives it from the endpoint anew. The request is matched to its rule
-        before any of them asks.
-        """
-        if self._blueprints is None:
-            self._blueprints = super().blueprints
-        return self._blueprints
 
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
         """Parse the body as JSON; 415 when it is not declared as JSON."""

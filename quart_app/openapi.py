@@ -26,11 +26,11 @@ from quart_schema.validation import (
 )
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
-from . import quart_schema_fixes
 from .csrf import SAFE_METHODS
 from .db import MAX_ID
 from .errors import API_PREFIX, WWW_AUTHENTICATE
 from .schemas import Error
+from .upstream import quart_schema as upstream_quart_schema
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -167,6 +167,8 @@ class AppOpenAPIProvider(OpenAPIProvider):
     def __init__(self, app: Quart, extension: QuartSchema) -> None:
         super().__init__(app, extension)
         self._components: dict[str, Any] = {}
+        # The app's own dict of views (quart-schema keeps the app as a private _app).
+        self._app_views = app.view_functions
 
     def schema(self) -> dict[str, Any]:
         """The OpenAPI document, with one shared response per error status."""
@@ -188,7 +190,7 @@ class AppOpenAPIProvider(OpenAPIProvider):
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         """quart-schema's path items, plus every error status each operation can answer."""
         paths, components = super().build_paths(rule)
-        view = self._app.view_functions[rule.endpoint]
+        view = self._app_views[rule.endpoint]
         for path_item in paths.values():
             for method, operation in path_item.items():
                 # quart-schema shares one responses dict among a rule's methods.
@@ -274,4 +276,4 @@ def init_app(app: Quart) -> None:
         },
         openapi_provider_class=AppOpenAPIProvider,
     )
-    quart_schema_fixes.apply(app)
+    upstream_quart_schema.apply(app)

@@ -22,6 +22,13 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
 from .accounts import username_key
+from .upstream.rate_limiter import (
+    add_limit_headers,
+    check_limits,
+    close_redis_client,
+    redis_client,
+    serving_hooks,
+)
 
 EXTENSION_KEY = "quart_app.rate_limiter"
 # Beyond this many keys the memory store sweeps out the ones whose limits have reset.
@@ -73,14 +80,11 @@ class ExpiringRedisStore(RedisStore):
 
     async def set(self, key: str, tat: datetime) -> None:
         """Store *tat* for *key* until that moment passes."""
-        assert self._redis is not None  # connected in before_serving
-        await self._redis.set(key, tat.timestamp(), exat=math.ceil(tat.timestamp()) + 1)
+        await redis_client(self).set(key, tat.timestamp(), exat=math.ceil(tat.timestamp()) + 1)
 
     async def after_serving(self) -> None:
         """Close the connection pool (the base class calls redis-py's deprecated close)."""
-        if self._redis is not None:
-            await self._redis.aclose()
-            self._redis = None
+        await close_redis_client(self)
 
 
 class AppRateLimiter(RateLimiter):
@@ -88,6 +92,7 @@ class AppRateLimiter(RateLimiter):
 
     The same hooks as ``RateLimiter.init_app``, but only the before-request one runs
     for every request, returning at once on routes without limits (few are sign-ins).
+    The limiter's own hooks are private: ``quart_app.upstream.rate_limiter`` calls them.
     """
 
     def __init__(self, app: Quart) -> None:
@@ -101,8 +106,9 @@ class AppRateLimiter(RateLimiter):
         app.extensions[EXTENSION_KEY] = self
         app.config["QUART_RATE_LIMITER_ENABLED"] = app.config["RATE_LIMIT_ENABLED"]
         app.before_request(self._before_limited_request)
-        app.before_serving(self._before_serving)
-        app.after_serving(self._after_serving)
+        open_store, close_store = serving_hooks(self)
+        app.before_serving(open_store)
+        app.after_serving(close_store)
 
     async def _before_limited_request(self) -> None:
         if _route_is_limited():
@@ -110,7 +116,7 @@ class AppRateLimiter(RateLimiter):
             # every other request.
             after_this_request(self._after_limited_request)
             try:
-                await self._before_request()
+                await check_limits(self)
             except RedisError as error:
                 # Without its counts the limiter cannot let a sign-in through safely.
                 current_app.logger.warning("rate-limit store unavailable: %s", error)
@@ -122,7 +128,7 @@ class AppRateLimiter(RateLimiter):
             # The RateLimit-* headers are a courtesy: not worth a 500 when the store
             # fails, or when the body the key function reads is over the size limit.
             with suppress(RedisError, RequestEntityTooLarge):
-                return await self._after_request(response)
+                return await add_limit_headers(self, response)
         return response
 
 

@@ -18,7 +18,7 @@ left, and refused here, before the app, on every server that serves it:
   proxy in front may believe one is open and forward anything through it.
 
 The line folding and transfer-coding order that h11 takes in its stride are refused
-inside h11 by ``hypercorn_fixes`` in each worker of ``quart_app.serve``.
+inside h11 by ``quart_app.upstream.hypercorn`` in each worker of ``quart_app.serve``.
 """
 
 from __future__ import annotations

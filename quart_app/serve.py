@@ -9,7 +9,9 @@ hypercorn.toml``; what differs is process management, and that each worker gets 
 own listening sockets (``SO_REUSEPORT``), so the kernel balances connections.
 
 Upstream bugs worked around here (hypercorn 0.18.0; each test runs the installed, bare
-hypercorn and fails once the bug is gone, so the workaround can be removed):
+hypercorn and fails once the bug is gone, so the workaround can be removed). The first
+two are hypercorn's behaviour, not its code, so they stay here rather than in
+``quart_app.upstream``; the registry in docs/architecture.md lists them with the rest:
 
 1. A worker's death stops the whole instance with exit status 0, so a
    ``Restart=on-failure`` unit never restarts it. In ``hypercorn/run.py``, ``run()``
@@ -27,7 +29,8 @@ hypercorn and fails once the bug is gone, so the workaround can be removed):
    ``graceful_timeout``. Test (tests/test_serve.py):
    ``test_installed_hypercorn_still_cuts_draining_requests_on_sigterm``.
 3. HTTP/2 drops a connection when the app answers before reading the request body
-   (pgjones/hypercorn#329). Here: ``serve_worker`` applies ``quart_app.hypercorn_fixes``.
+   (pgjones/hypercorn#329). Here: ``serve_worker`` applies ``quart_app.upstream.hypercorn``
+   (with h11's fixes for obs-fold and ``chunked`` not last).
    Test (tests/test_http2.py):
    ``test_installed_hypercorn_still_drops_the_connection_without_the_fix``.
 
@@ -62,8 +65,8 @@ from types import FrameType
 from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
 
-from quart_app import hypercorn_fixes
 from quart_app.access_log import AccessLogger
+from quart_app.upstream import hypercorn as upstream_hypercorn
 
 log = logging.getLogger("quart_app.serve")
 
@@ -81,8 +84,8 @@ _WORKERS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
 def serve_worker(config: Config, sockets: Sockets) -> None:
     """One worker process: hypercorn's worker, stopping when its supervisor is gone."""
     _drain_when_orphaned()
-    # Before any connection is accepted: HTTP/2 needs it (quart_app/hypercorn_fixes.py).
-    hypercorn_fixes.apply()
+    # Before any connection is accepted: the HTTP/2 and h11 fixes (quart_app.upstream.hypercorn).
+    upstream_hypercorn.apply()
     # No shutdown event: hypercorn then installs its own SIGTERM/SIGINT handlers, so a
     # signal to this worker alone drains it, like the supervisor's SIGTERM does.
     _WORKERS[config.worker_class](config, sockets)

@@ -2,7 +2,7 @@
 
 An answer sent before the request body was read (401, the CSRF 403 and 415, 413) must
 not break the connection for the requests after it (CONTRACT §8). hypercorn 0.18 drops
-such a connection (pgjones/hypercorn#329); quart_app/hypercorn_fixes.py mends it.
+such a connection (pgjones/hypercorn#329); quart_app/upstream/hypercorn.py mends it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h11._events
+import h11._readers
 import httpx
 import pytest
 import pytest_asyncio
@@ -24,7 +26,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
 
-from quart_app import hypercorn_fixes
+from quart_app.upstream import hypercorn as upstream_hypercorn
 from tests.helpers.apps import make_app
 from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
 from tests.helpers.live import (
@@ -247,8 +249,15 @@ async def in_process_port(tmp_path: Path) -> AsyncIterator[int]:
 @pytest.fixture
 def fixed_hypercorn(monkeypatch: pytest.MonkeyPatch) -> None:
     """hypercorn with quart_app's fixes, as quart_app.serve's workers run it."""
-    monkeypatch.setattr(H2Protocol, "__init__", H2Protocol.__init__)  # undone after the test
-    hypercorn_fixes.apply()
+    # Each is undone after the test.
+    monkeypatch.setattr(H2Protocol, "__init__", upstream_hypercorn.H2_PROTOCOL_INIT)
+    monkeypatch.setattr(
+        h11._readers, "_obsolete_line_fold", upstream_hypercorn.H11_OBSOLETE_LINE_FOLD
+    )
+    monkeypatch.setattr(
+        h11._events, "normalize_and_validate", upstream_hypercorn.H11_NORMALIZE_AND_VALIDATE
+    )
+    upstream_hypercorn.apply()
 
 
 @dataclass
@@ -335,7 +344,7 @@ async def test_installed_hypercorn_still_drops_the_connection_without_the_fix(
     """pgjones/hypercorn#329 in the installed hypercorn.
 
     When this fails, hypercorn has fixed the bug: delete the fix in
-    quart_app/hypercorn_fixes.py and require that hypercorn release in pyproject.toml.
+    quart_app/upstream/hypercorn.py and require that hypercorn release in pyproject.toml.
     """
     refused, after = await body_after_the_answer(in_process_port)
     assert refused == 401

@@ -1,4 +1,4 @@
-"""Workarounds: quart-schema's conversion of what views return, paid on every request.
+"""quart-schema: its conversion of what views return, paid on every request, cut short.
 
 quart-schema 0.25 wraps ``app.make_response`` to turn models a view returns into JSON.
 On the way it inspects every return value, a ready ``Response`` included (about ten
@@ -10,7 +10,18 @@ view itself.
 
 Here an adapter is built once per type, and a ready response (alone, or with a status
 and plain headers) goes straight to Quart. Remove this module when quart-schema does
-both itself: ``tests/test_quart_schema_fixes.py`` fails on the day it does.
+both itself: ``tests/test_quart_schema_fixes.py`` fails on the day it does. No
+upstream report.
+
+Internals relied on:
+
+``quart_schema.conversion.TypeAdapter``
+    The name ``model_dump`` and ``model_load`` look pydantic's ``TypeAdapter`` up by,
+    in quart-schema's module, at each call; it is replaced by ``shared_type_adapter``.
+``__wrapped__`` of the ``make_response`` quart-schema installs
+    ``QuartSchema.init_app`` replaces ``app.make_response`` with a converting wrapper
+    made with ``functools.wraps``; its ``__wrapped__`` is Quart's own, which a ready
+    response is given to directly. ``tests/test_upstream.py`` checks both names.
 """
 
 from __future__ import annotations

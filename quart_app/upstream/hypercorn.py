@@ -1,10 +1,15 @@
-"""Fixes for bugs in the installed hypercorn, applied by ``quart_app.serve`` in each worker.
+"""hypercorn and h11: fixes patched into their code by ``quart_app.serve`` in each worker.
 
-Each fix names its upstream report. ``tests/test_http2.py`` checks that the bug is still
-there without the fix, so that test fails once a hypercorn release fixes it: then delete
-the fix and raise the lower bound on ``hypercorn`` in pyproject.toml.
+Each fix names the internal it replaces and its upstream report, if any. A test checks
+that the bug is still there without the fix, so it fails once a release fixes it: then
+delete the fix and raise the lower bound in pyproject.toml. ``apply()`` patches, as
+``quart_app.serve``'s workers do; the bare ``hypercorn`` command runs without them.
 
 HTTP/2: body data for a stream that has already been answered (pgjones/hypercorn#329)
+    Internal: ``H2Protocol.streams``, the dict of open streams that ``H2Protocol.__init__``
+    creates; it is replaced by one that answers a closed stream's id (``apply`` wraps
+    ``__init__``). Test: ``tests/test_http2.py``,
+    ``test_installed_hypercorn_still_drops_the_connection_without_the_fix``.
     The app may answer before it has read a request body, e.g. a 401, 403, 413 or 415
     for a body declared larger than ``MAX_CONTENT_LENGTH``. hypercorn then forgets the
     stream, but the client goes on sending the body. hypercorn 0.18 looks each of those
@@ -15,17 +20,22 @@ HTTP/2: body data for a stream that has already been answered (pgjones/hypercorn
     on that connection (two 70 kB refusals were enough). This fix drops the data and
     gives the bytes back, as #365 does.
 
-HTTP/1.1: obsolete line folding (h11 unfolds it)
+HTTP/1.1: obsolete line folding (h11 unfolds it; no upstream report)
     A header line starting with a space or tab continues the line before (obs-fold).
     h11 joins the two, as RFC 9112 §5.2 allows, but a proxy in front may read the
     continuation as a header of its own, so the two disagree on what was sent. The
-    fix makes h11 refuse it: 400, and hypercorn closes the connection.
+    fix makes h11 refuse it: 400, and hypercorn closes the connection. Internal:
+    ``h11._readers._obsolete_line_fold``, replaced. Test: ``tests/test_upstream.py``,
+    ``test_h11_still_unfolds_obsolete_line_folding``.
 
-HTTP/1.1: ``chunked`` that is not the last transfer coding (h11 answers 501)
+HTTP/1.1: ``chunked`` that is not the last transfer coding (h11 answers 501; no report)
     h11 refuses every coding but a lone ``chunked`` with 501 Not Implemented, right for
     a coding it does not know (``gzip, chunked``). When ``chunked`` is not the final
     coding, or comes twice, the body's length cannot be known at all, and RFC 9112
     §6.1 requires 400; the fix answers that. hypercorn closes the connection either way.
+    Internal: ``h11._events.normalize_and_validate`` (h11's ``_headers`` function, as
+    ``_events`` imports it), wrapped. Test: ``tests/test_upstream.py``,
+    ``test_h11_still_answers_501_when_chunked_is_not_the_final_coding``.
 """
 
 from __future__ import annotations
@@ -63,16 +73,17 @@ class _StreamsById(dict[int, Any]):
         return _ANSWERED
 
 
-_hypercorn_init = H2Protocol.__init__
+# hypercorn's and h11's own, kept before apply() replaces them (and for the tests).
+H2_PROTOCOL_INIT = H2Protocol.__init__
 
 
 def _init_with_answered_streams(self: H2Protocol, *args: Any, **kwargs: Any) -> None:
-    _hypercorn_init(self, *args, **kwargs)
+    H2_PROTOCOL_INIT(self, *args, **kwargs)
     self.streams = _StreamsById(self.streams)
 
 
-_h11_line_fold = h11._readers._obsolete_line_fold
-_h11_validate_headers = h11._events.normalize_and_validate  # type: ignore[attr-defined]
+H11_OBSOLETE_LINE_FOLD = h11._readers._obsolete_line_fold
+H11_NORMALIZE_AND_VALIDATE = h11._events.normalize_and_validate  # type: ignore[attr-defined]
 
 
 def _refuse_line_folding(lines: Iterable[bytes]) -> Iterator[bytes]:
@@ -95,7 +106,7 @@ def _unframeable(headers: Any) -> bool:
 
 def _validate_headers_strictly(headers: Any, _parsed: bool = False) -> Any:
     try:
-        return _h11_validate_headers(headers, _parsed=_parsed)
+        return H11_NORMALIZE_AND_VALIDATE(headers, _parsed=_parsed)
     except LocalProtocolError as error:
         if error.error_status_hint == 501 and _unframeable(headers):
             raise LocalProtocolError(
