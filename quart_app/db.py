@@ -186,12 +186,16 @@ def _python_default(column: Column[Any], default: Any) -> Callable[[], Any]:
         return lambda: value
     if default.is_callable:
         # SQLAlchemy wraps a callable that takes no argument into one taking its
-        # execution context; inspect.signature sees through the wrapper.
-        original = inspect.signature(default.arg)
+        # execution context; inspect.signature sees through the wrapper. A builtin
+        # (dict, list) has no signature to read: SQLAlchemy wraps those too.
+        try:
+            parameters = inspect.signature(default.arg).parameters.values()
+        except (TypeError, ValueError):
+            parameters = inspect.Signature().parameters.values()
         if any(
             parameter.default is parameter.empty
             and parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-            for parameter in original.parameters.values()
+            for parameter in parameters
         ):
             raise ValueError(
                 f"column {column.key!r}: a default that reads SQLAlchemy's execution context "
@@ -744,7 +748,7 @@ class _SQLitePool(_Pool):
         except BaseException:
             # A failed connect leaves aiosqlite's worker thread stopping on its own; if
             # the loop closed first, the thread would raise "Event loop is closed".
-            # aiosqlite has no join() yet (omnilib/aiosqlite#387), hence the private name.
+            # aiosqlite has no join() yet (omnilib/aiosqlite#387): see upstream/aiosqlite.py.
             await asyncio.shield(asyncio.to_thread(join_worker_thread, driver))
             raise
         link = _SQLiteLink(driver)

@@ -431,6 +431,23 @@ async def test_a_missing_parameter_is_named(app: Quart, user: Account) -> None:
         assert await db.fetch(_THING_TITLES) == []
 
 
+def test_defaults_from_builtins_and_plain_functions() -> None:
+    """What SQLAlchemy calls without a context: a builtin, a function of no argument."""
+    defaulted = Table(
+        "defaulted",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("label", String, default=str),
+        Column("token", String, default=lambda: "made"),
+    )
+    query = Query(insert(defaulted).values(id=bindparam("id")).returning(defaulted.c.label))
+    compiled = query.compiled("sqlite")
+    assert {name: produce() for name, produce in compiled.defaults} == {
+        "label": "",
+        "token": "made",
+    }
+
+
 def test_a_default_that_needs_sqlalchemys_context_is_refused_when_the_query_is_built() -> None:
     contextual = Table(
         "contextual",
