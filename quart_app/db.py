@@ -493,7 +493,8 @@ class _Pool(ABC):
     def _unavailable(self, error: BaseException) -> DatabaseUnavailable:
         return DatabaseUnavailable(str(error) or type(error).__name__)
 
-    async def _take_place(self) -> None:
+    async def _take(self) -> Any:
+        """A place in the pool, in turn, then a connection: idle, or opened now."""
         if self._places.locked():
             try:
                 async with asyncio.timeout(self.timeouts.pool):
@@ -503,26 +504,46 @@ class _Pool(ABC):
         else:
             await self._places.acquire()  # a free place: no wait
         self.in_use += 1
+        try:
+            while self._idle:
+                raw = self._idle.popleft()
+                if self._reusable(raw):
+                    return raw
+                self._opened.discard(raw)
+                await self._close(raw)
+            try:
+                raw = await self._open()
+            except Exception as error:
+                if self.is_outage(error, None):
+                    raise self._unavailable(error) from error
+                raise
+        except BaseException:
+            self._give_place()
+            raise
+        self._opened.add(raw)
+        return raw
 
     def _give_place(self) -> None:
         self.in_use -= 1
         self._places.release()
 
-    async def _checkout(self) -> Any:
-        while self._idle:
-            raw = self._idle.popleft()
-            if self._reusable(raw):
-                return raw
-            self._opened.discard(raw)
-            await self._close(raw)
-        try:
-            raw = await self._open()
-        except Exception as error:
-            if self.is_outage(error, None):
-                raise self._unavailable(error) from error
-            raise
-        self._opened.add(raw)
-        return raw
+    def _give_back(self, raw: Any, reusable: bool) -> None:
+        """*raw* back to the idle queue if it may serve again; else closed."""
+        if reusable and self._reusable(raw):
+            self._idle.append(raw)
+            self._give_place()
+        else:
+            self._retire(raw)
+
+    def _translated(self, error: Exception, raw: Any) -> Exception | None:
+        """What *error* raised while *raw* was held becomes: ``DatabaseUnavailable`` for
+        an outage (*raw* is then of no more use), ``ConstraintViolation``, or ``None``
+        to raise it as it is (a statement's own error, or the caller's)."""
+        if self.is_outage(error, raw):
+            return self._unavailable(error)
+        if isinstance(error, self.violation):
+            return ConstraintViolation(str(error))
+        return None
 
     def _retire(self, raw: Any) -> None:
         """Close *raw* in the background; its place is freed once it is closed."""
@@ -542,31 +563,20 @@ class _Pool(ABC):
 
     @asynccontextmanager
     async def _acquired(self) -> AsyncIterator[Any]:
-        """A place in the pool, in turn, then the driver's connection."""
-        await self._take_place()
-        try:
-            raw = await self._checkout()
-        except BaseException:
-            self._give_place()
-            raise
+        """The driver's connection, taken in turn and given back after."""
+        raw = await self._take()
         reusable = False
         try:
             yield raw
             reusable = True
         except Exception as error:
-            if self.is_outage(error, raw):
-                raise self._unavailable(error) from error
-            # A statement's own error, or the caller's: the connection is fine.
-            reusable = True
-            if isinstance(error, self.violation):
-                raise ConstraintViolation(str(error)) from error
+            translated = self._translated(error, raw)
+            reusable = not isinstance(translated, DatabaseUnavailable)
+            if translated is not None:
+                raise translated from error
             raise
         finally:
-            if reusable and self._reusable(raw):
-                self._idle.append(raw)
-                self._give_place()
-            else:
-                self._retire(raw)
+            self._give_back(raw, reusable)
 
     def _current(self) -> Connection | None:
         current = _in_transaction.get()
@@ -582,10 +592,47 @@ class _Pool(ABC):
         async with self._acquired() as raw:
             yield self._connection(raw)
 
+    # fetch and execute are _acquired written out: each request runs a few of them, and
+    # an async context manager costs more than the pool's own work.
     async def fetch(self, query: Query[R], **params: Any) -> list[R]:
         """Every row of one statement, on a connection taken for it alone."""
-        async with self.connection() as connection:
-            return await connection.fetch(query, **params)
+        current = self._current()
+        if current is not None:
+            return await current.fetch(query, **params)
+        raw = await self._take()
+        reusable = False
+        try:
+            rows = await self._connection(raw).fetch(query, **params)
+            reusable = True
+            return rows
+        except Exception as error:
+            translated = self._translated(error, raw)
+            reusable = not isinstance(translated, DatabaseUnavailable)
+            if translated is not None:
+                raise translated from error
+            raise
+        finally:
+            self._give_back(raw, reusable)
+
+    async def execute(self, query: Query[Any], **params: Any) -> int:
+        """Run one statement on a connection taken for it alone; the rows it changed."""
+        current = self._current()
+        if current is not None:
+            return await current.execute(query, **params)
+        raw = await self._take()
+        reusable = False
+        try:
+            changed = await self._connection(raw).execute(query, **params)
+            reusable = True
+            return changed
+        except Exception as error:
+            translated = self._translated(error, raw)
+            reusable = not isinstance(translated, DatabaseUnavailable)
+            if translated is not None:
+                raise translated from error
+            raise
+        finally:
+            self._give_back(raw, reusable)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -922,8 +969,7 @@ class Database:
     async def execute(self, query: Query[Any], **params: Any) -> int:
         """Run one statement (autocommit, or in the caller's transaction); return the
         rows it changed."""
-        async with self.connection() as connection:
-            return await connection.execute(query, **params)
+        return await self._state().pool.execute(query, **params)
 
     async def close(self) -> None:
         """Close the current app's connections (after serving, or at the end of a command)."""
