@@ -7,10 +7,10 @@ meanwhile a normal client asks for ``/api/status`` on a new connection every
 What the attack measured (how long connections lived, streams accepted before the
 cut) is printed (``pytest -s``), never asserted against a clock.
 
-Where hypercorn 0.18 falls short of the requirement, a strict xfail shows how: more
-reset streams than ``keep_alive_max_requests`` reach the app at full speed, and a
-client still sending requests when the limit is reached over HTTP/2 loses them.
-When such a test starts to pass, the xfail goes.
+Where hypercorn 0.18 falls short (more reset streams than ``keep_alive_max_requests``
+reached the app at full speed, and a client with requests in flight when the limit was
+reached over HTTP/2 lost them), quart_app/upstream/hypercorn.py mends it; the tests
+here hold the served app to the requirement, tests/test_upstream.py shows the bug.
 """
 
 from __future__ import annotations
@@ -506,10 +506,9 @@ async def test_http2_rapid_reset_is_cut_after_keep_alive_max_requests(
 
     Reset streams do not count against MAX_CONCURRENT_STREAMS, so only
     ``keep_alive_max_requests`` (streams per connection) stops the attack: hypercorn
-    sends GOAWAY past it, and closes the connection at the attacker's next frame. The
-    attack goes in batches, each handled before the next (PING), so no single read
-    holds many streams: what gets through past the limit is the rest of one batch
-    (hypercorn creates every stream of a read; the next test shows where that leads).
+    refuses every stream past it and closes the connection (quart_app/upstream/
+    hypercorn.py). The attack goes in batches, each handled before the next (PING), so
+    no single read holds many streams; bare hypercorn let the rest of one batch through.
     """
     result = await rapid_reset(served, pace=PACE)
     assert result.attack.goaways, result.attack.describe()
@@ -523,8 +522,8 @@ async def test_http2_rapid_reset_is_cut_after_keep_alive_max_requests(
 async def test_http2_rapid_reset_at_full_speed_is_cut(served: LiveServer) -> None:
     """As fast as the socket takes it: the server reads up to 64 KB of streams at once.
 
-    What hypercorn 0.18 holds to: the connection is closed, after at most one more
-    read's worth of streams than the limit (the next test holds it to the limit).
+    The connection is closed, after at most one more read's worth of streams than the
+    limit (what bare hypercorn 0.18 holds to; the next test holds it to the limit).
     """
     result = await rapid_reset(served)
     assert result.attack.ended, result.attack.describe()
@@ -535,18 +534,14 @@ async def test_http2_rapid_reset_at_full_speed_is_cut(served: LiveServer) -> Non
 
 
 @pytest.mark.live
-@pytest.mark.xfail(
-    strict=True,
-    reason="hypercorn 0.18 lets keep_alive_max_requests + 1 streams through (it tests"
-    " with >), then every stream of the same read (H2Protocol._handle_events sends"
-    " GOAWAY but goes on creating the streams h2 has parsed); past 1,000 of them in"
-    " one read the priority tree raises TooManyStreamsError, which drops the"
-    " connection unhandled, its GOAWAY unsent, and logs a traceback",
-)
 async def test_http2_rapid_reset_at_full_speed_stops_at_keep_alive_max_requests(
     served: LiveServer,
 ) -> None:
-    """The requirement: at most ``keep_alive_max_requests`` streams reach the app."""
+    """The requirement: at most ``keep_alive_max_requests`` streams reach the app.
+
+    Bare hypercorn 0.18 let one more through (it tests with >), then every stream of
+    the same read; past 999 of them the priority tree raised TooManyStreamsError.
+    """
     result = await rapid_reset(served)
     assert_served(result.meanwhile)
     assert result.attack.ended, result.attack.describe()
@@ -555,19 +550,16 @@ async def test_http2_rapid_reset_at_full_speed_stops_at_keep_alive_max_requests(
 
 
 @pytest.mark.live
-@pytest.mark.xfail(
-    strict=True,
-    reason="hypercorn 0.18's GOAWAY (h2's close_connection) closes h2's connection"
-    " state: answers to streams still in flight, and to those created after it, fail"
-    " silently, although the GOAWAY's last_stream_id counts them as accepted",
-)
 async def test_a_normal_http2_client_past_keep_alive_max_requests_loses_nothing(
     served: LiveServer,
 ) -> None:
     """A client that reaches the limit with requests in flight, as a busy proxy would.
 
     RFC 9113 §6.8: streams up to the GOAWAY's last_stream_id may have been processed,
-    so a client cannot retry them; each must be answered.
+    so a client cannot retry them; each must be answered. (Bare hypercorn 0.18's GOAWAY
+    closed h2's connection state: those answers failed silently.) The client is h2's,
+    as httpx's is: any frame after a GOAWAY is an error to it, so the server's GOAWAY
+    must come after the answers, and the streams past the limit are refused.
     """
     limit = CONFIG.keep_alive_max_requests
     assert limit <= 5000, "too many requests for this test to reach"

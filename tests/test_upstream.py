@@ -18,7 +18,8 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,19 @@ import h11._readers
 import pytest
 import quart
 import quart_schema.conversion
+from hpack import Encoder
+from hypercorn.asyncio import serve
 from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
+from hyperframe.frame import (
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    RstStreamFrame,
+    SettingsFrame,
+)
 from quart import Blueprint, Quart, Response, g
 from quart.globals import request_ctx
 from quart_auth import AuthUser, QuartAuth, login_user, logout_user, renew_login
@@ -54,6 +65,7 @@ from quart_app.upstream.rate_limiter import (
     redis_client,
     serving_hooks,
 )
+from tests.helpers.live import free_port
 from tests.helpers.services import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -459,6 +471,268 @@ def test_hypercorn_h2_streams_are_still_looked_up_by_id_then_acknowledged() -> N
     data = source.index("h2.events.DataReceived")
     handled = source.index("self.streams[event.stream_id].handle(", data)
     assert handled < source.index("acknowledge_received_data", handled)
+
+
+# HTTP/2's keep_alive_max_requests (_KeepAliveLimitedH2), on hypercorn in this process.
+
+LIMIT = 5  # keep_alive_max_requests for these tests
+CONCURRENT = 10  # h2_max_concurrent_streams: refusals a client gets before it is cut
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+REFUSED_STREAM, ENHANCE_YOUR_CALM = 0x7, 0xB
+
+
+@pytest.fixture
+def bare_h2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hypercorn's HTTP/2 as installed, even if an earlier test applied the fixes."""
+    monkeypatch.setattr(H2Protocol, "__init__", upstream_hypercorn.H2_PROTOCOL_INIT)
+
+
+@pytest.fixture
+def fixed_h2(bare_h11: None, bare_h2: None) -> None:
+    """hypercorn with quart_app's fixes, as quart_app.serve's workers run it."""
+    upstream_hypercorn.apply()
+
+
+@dataclass
+class HeldApp:
+    """An ASGI app that notes each request's path and answers once ``release`` is set."""
+
+    paths: list[str] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        self.paths.append(scope["path"])
+        await self.release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+async def held() -> AsyncIterator[tuple[HeldApp, int]]:
+    """The app and the port hypercorn serves it on, with ``keep_alive_max_requests`` 5."""
+    config = Config()
+    port = free_port()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.keep_alive_max_requests = LIMIT
+    config.h2_max_concurrent_streams = CONCURRENT
+    config.keep_alive_timeout = 30  # longer than any test waits: a close is the server's
+    config.graceful_timeout = 1
+    app = HeldApp()
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+        else:
+            writer.close()
+            break
+    else:
+        pytest.fail("hypercorn did not start listening within 30 s")
+    yield app, port
+    app.release.set()
+    stop.set()
+    await server
+
+
+@dataclass
+class H2Client:
+    """h2c by prior knowledge, frame by frame, ignoring what the server asks (as an
+    attacker would); it notes the answers, refusals and GOAWAYs."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    encoder: Encoder = field(default_factory=Encoder)
+    next_stream: int = 1
+    answered: set[int] = field(default_factory=set)
+    refused: set[int] = field(default_factory=set)
+    goaways: list[GoAwayFrame] = field(default_factory=list)
+    closed: bool = False
+    buffer: bytes = b""
+
+    @classmethod
+    async def connect(cls, port: int) -> H2Client:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(PREFACE + SettingsFrame(0).serialize())
+        return cls(reader, writer)
+
+    async def open(self, count: int) -> list[int]:
+        """Open *count* streams (GET, no body) in one write; their ids."""
+        headers = [(":method", "GET"), (":scheme", "http"), (":authority", "127.0.0.1")]
+        opened, frames = [], b""
+        for _ in range(count):
+            stream_id, self.next_stream = self.next_stream, self.next_stream + 2
+            block = self.encoder.encode([*headers, (":path", f"/{stream_id}")])
+            frames += HeadersFrame(
+                stream_id, block, flags=["END_HEADERS", "END_STREAM"]
+            ).serialize()
+            opened.append(stream_id)
+        self.writer.write(frames)
+        await self.writer.drain()
+        return opened
+
+    async def read(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Note what the server sends for up to *seconds*, until it closes or *until*."""
+        try:
+            async with asyncio.timeout(seconds):
+                while not until():
+                    if not (chunk := await self.reader.read(65536)):
+                        self.closed = True
+                        break
+                    self.buffer += chunk
+                    self._parse()
+        except TimeoutError:
+            pass
+        except ConnectionError:
+            self.closed = True
+
+    def _parse(self) -> None:
+        while len(self.buffer) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(self.buffer[:9]))
+            if len(self.buffer) < 9 + length:
+                return
+            frame.parse_body(memoryview(self.buffer[9 : 9 + length]))
+            self.buffer = self.buffer[9 + length :]
+            if isinstance(frame, HeadersFrame | DataFrame) and "END_STREAM" in frame.flags:
+                self.answered.add(frame.stream_id)
+            elif isinstance(frame, RstStreamFrame) and frame.error_code == REFUSED_STREAM:
+                self.refused.add(frame.stream_id)
+            elif isinstance(frame, GoAwayFrame):
+                self.goaways.append(frame)
+
+    @property
+    def last_stream_id(self) -> int | None:
+        """The lowest last stream id of the server's GOAWAYs: streams it has processed."""
+        return min(goaway.last_stream_id for goaway in self.goaways) if self.goaways else None
+
+
+async def until_reached(app: HeldApp, count: int) -> None:
+    """Wait (up to 10 s) until *count* requests have reached the app, and a little more."""
+    for _ in range(100):
+        if len(app.paths) >= count:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.2)  # for any the server would let through after those
+
+
+async def burst_over_the_limit(app: HeldApp, port: int, seconds: float = 10) -> H2Client:
+    """``LIMIT + 3`` requests at once, held by the app until all have arrived; then
+    what the server sends within *seconds*."""
+    client = await H2Client.connect(port)
+    await client.open(LIMIT + 3)
+    await until_reached(app, LIMIT)
+    app.release.set()
+    await client.read(seconds)
+    client.writer.close()
+    return client
+
+
+@pytest.mark.usefixtures("bare_h2")
+async def test_installed_hypercorn_still_lets_streams_past_keep_alive_max_requests(
+    held: tuple[HeldApp, int],
+) -> None:
+    """Fails once hypercorn stops at the limit: then drop ``_KeepAliveLimitedH2``'s
+    ``_handle_events`` (tests/test_attacks.py checks the limit on the server)."""
+    app, port = held
+    await burst_over_the_limit(app, port, seconds=0)
+    assert len(app.paths) > LIMIT  # all LIMIT + 3: hypercorn creates what h2 has read
+
+
+@pytest.mark.usefixtures("bare_h2")
+async def test_installed_hypercorn_still_loses_requests_in_progress_at_the_limit(
+    held: tuple[HeldApp, int],
+) -> None:
+    """Fails once hypercorn answers the streams its GOAWAY counts as accepted."""
+    app, port = held
+    # It closes only at keep_alive_timeout; the answers would have come long before.
+    client = await burst_over_the_limit(app, port, seconds=3)
+    assert client.last_stream_id is not None
+    accepted = set(range(1, client.last_stream_id + 1, 2))
+    assert accepted - client.answered  # GOAWAY closed h2: the answers were dropped
+
+
+@pytest.mark.usefixtures("fixed_h2")
+async def test_with_the_fix_the_limit_holds_and_every_accepted_request_is_answered(
+    held: tuple[HeldApp, int],
+) -> None:
+    app, port = held
+    client = await burst_over_the_limit(app, port)
+    accepted = set(range(1, 2 * LIMIT, 2))
+    assert len(app.paths) == LIMIT
+    assert client.answered == accepted
+    assert client.refused == {2 * LIMIT + 1, 2 * LIMIT + 3, 2 * LIMIT + 5}
+    assert [goaway.last_stream_id for goaway in client.goaways] == [2 * LIMIT - 1]
+    assert [goaway.error_code for goaway in client.goaways] == [0]
+    assert client.closed  # once answered, well before keep_alive_timeout
+
+
+@pytest.mark.usefixtures("fixed_h2")
+async def test_with_the_fix_a_client_that_keeps_opening_streams_is_cut(
+    held: tuple[HeldApp, int],
+) -> None:
+    """Past the limit, more than ``h2_max_concurrent_streams`` refusals end the
+    connection, even with accepted requests still in progress.
+
+    One stream at a time, each refused before the next: so the client stays within
+    MAX_CONCURRENT_STREAMS, which h2 enforces itself (a PROTOCOL_ERROR GOAWAY).
+    """
+    app, port = held
+    client = await H2Client.connect(port)
+    await client.open(LIMIT)
+    await until_reached(app, LIMIT)
+    while not client.closed and len(client.refused) <= CONCURRENT:
+        refused = len(client.refused)
+        await client.open(1)
+        await client.read(10, until=lambda: len(client.refused) > refused)  # noqa: B023
+    await client.read(10)
+    client.writer.close()
+    assert not app.release.is_set()
+    assert len(app.paths) == LIMIT
+    assert client.closed
+    assert [goaway.error_code for goaway in client.goaways] == [ENHANCE_YOUR_CALM]
+    assert client.last_stream_id == 2 * LIMIT - 1
+
+
+def test_hypercorn_h2_keep_alive_internals_are_still_there() -> None:
+    """What ``_KeepAliveLimitedH2`` overrides and reads, in hypercorn's ``H2Protocol``.
+
+    It counts on ``_handle_events`` creating one stream per ``RequestReceived`` (each
+    adding one to ``keep_alive_requests``), on ``_send_data`` forgetting a stream's
+    buffer once its answer has ended, and on a default priority tree of 1,000 entries
+    (which it replaces). Its own attributes must not clash with hypercorn's.
+    """
+    for name, expected in {
+        "_handle_events": ["self", "events"],
+        "_send_data": ["self", "stream_id"],
+        "stream_send": ["self", "event"],
+        "_priority_updated": ["self", "event"],
+        "_flush": ["self"],
+    }.items():
+        assert parameters(getattr(H2Protocol, name)) == expected, name
+    init = inspect.getsource(upstream_hypercorn.H2_PROTOCOL_INIT)
+    assert "self.priority = priority.PriorityTree()" in init
+    assert "self.stream_buffers" in init
+    assert "self.keep_alive_requests = 0" in init
+    handle = inspect.getsource(H2Protocol._handle_events)
+    assert "await self._create_stream(event)" in handle
+    assert "self.keep_alive_requests > self.config.keep_alive_max_requests" in handle
+    assert "self.keep_alive_requests += 1" in inspect.getsource(H2Protocol._create_stream)
+    send_data = inspect.getsource(H2Protocol._send_data)
+    assert send_data.index("end_stream(") < send_data.index("del self.stream_buffers")
+    limited = upstream_hypercorn._KeepAliveLimitedH2
+    added = set(limited.__annotations__) | {
+        name for name, value in vars(limited).items() if inspect.isfunction(value)
+    }
+    added -= set(vars(H2Protocol))  # the overrides
+    assert added
+    module = inspect.getsource(inspect.getmodule(H2Protocol))  # type: ignore[arg-type]
+    assert not {name for name in added if f"self.{name}" in module}
 
 
 def test_hypercorn_worker_entry_points_keep_their_signature() -> None:

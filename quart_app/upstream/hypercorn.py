@@ -20,6 +20,40 @@ HTTP/2: body data for a stream that has already been answered (pgjones/hypercorn
     on that connection (two 70 kB refusals were enough). This fix drops the data and
     gives the bytes back, as #365 does.
 
+HTTP/2: ``keep_alive_max_requests`` lets streams past it, and loses those in progress
+    (no upstream report; pgjones/hypercorn#146 is the rapid reset it is meant to stop)
+    Streams the client resets at once do not count against MAX_CONCURRENT_STREAMS, so
+    only this limit ends a connection that opens and cancels streams without pause
+    (CVE-2023-44487). In hypercorn 0.18 it does not hold: ``_handle_events`` checks
+    ``keep_alive_requests > keep_alive_max_requests`` after creating each stream, so one
+    stream over the limit reaches the app, and after its GOAWAY it goes on creating
+    every stream h2 has parsed from the same read (1,100-2,700 at full speed). Past 999
+    streams waiting in one read the priority tree (``priority.PriorityTree()``, 1,000
+    entries with its root) raises ``TooManyStreamsError``, which drops the connection
+    unhandled, GOAWAY unsent. And that GOAWAY is h2's ``close_connection``, which puts
+    h2 in its closed state: the answers to the streams it counts as accepted fail
+    silently, and the connection closes only at ``keep_alive_timeout``.
+    The fix: ``H2Protocol.__init__`` (wrapped by ``apply``) makes each connection a
+    ``_KeepAliveLimitedH2``, whose ``_handle_events`` lets at most the limit of streams
+    through to hypercorn's own. At the limit it sends SETTINGS MAX_CONCURRENT_STREAMS 0,
+    as hypercorn does when shutting down; a stream after it gets
+    RST_STREAM(REFUSED_STREAM), which a client may safely retry on another connection.
+    Once no accepted stream is left in progress or with an answer to send (checked
+    after ``_handle_events``, ``_send_data`` and ``stream_send``), a GOAWAY naming the
+    last accepted stream closes the connection. The GOAWAY comes last because h2 as a
+    client (httpx's, the tests') treats every frame after one as a protocol error: the
+    answers would be lost. A client that goes on opening streams past
+    ``h2_max_concurrent_streams`` refusals (more than one that heeds the setting can
+    have had open when it arrived) is cut at once, with GOAWAY(ENHANCE_YOUR_CALM). The
+    priority tree is sized for the limit, and ``_priority_updated`` keeps only hints
+    about streams hypercorn has open, so PRIORITY frames cannot fill it either.
+    Internals: ``H2Protocol._handle_events``, ``_send_data``, ``stream_send`` and
+    ``_priority_updated`` (overridden), ``keep_alive_requests``, ``streams``,
+    ``stream_buffers``, ``priority`` and ``_flush``. Tests: ``tests/test_upstream.py``,
+    ``test_installed_hypercorn_still_lets_streams_past_keep_alive_max_requests``,
+    ``test_installed_hypercorn_still_loses_requests_in_progress_at_the_limit`` and
+    ``test_hypercorn_h2_keep_alive_internals_are_still_there``.
+
 HTTP/1.1: obsolete line folding (h11 unfolds it; no upstream report)
     A header line starting with a space or tab continues the line before (obs-fold).
     h11 joins the two, as RFC 9112 §5.2 allows, but a proxy in front may read the
@@ -41,13 +75,21 @@ HTTP/1.1: ``chunked`` that is not the last transfer coding (h11 answers 501; no 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from contextlib import suppress
+from typing import Any, cast
 
+import h2.errors
+import h2.events
+import h2.exceptions
 import h11._events
 import h11._readers
+from h2.settings import SettingCodes
 from h11 import LocalProtocolError
+from hypercorn.events import Closed
 from hypercorn.protocol.events import Event as StreamEvent
+from hypercorn.protocol.events import StreamClosed
 from hypercorn.protocol.h2 import H2Protocol
+from priority.priority import PriorityTree
 
 
 class _AnsweredStream:
@@ -77,9 +119,109 @@ class _StreamsById(dict[int, Any]):
 H2_PROTOCOL_INIT = H2Protocol.__init__
 
 
-def _init_with_answered_streams(self: H2Protocol, *args: Any, **kwargs: Any) -> None:
+class _KeepAliveLimitedH2(H2Protocol):
+    """hypercorn's HTTP/2 connection, where ``keep_alive_max_requests`` holds.
+
+    At most that many streams reach the app; later ones are refused, and once the
+    accepted ones are answered a GOAWAY naming the last of them closes the connection
+    (at once, if the client keeps opening streams).
+    """
+
+    keep_alive_last_stream: int  # the last stream handed to hypercorn: GOAWAY's last
+    keep_alive_refused: int  # streams refused past the limit
+    keep_alive_reached: bool
+    keep_alive_closing: bool
+
+    async def _handle_events(self, events: list[h2.events.Event]) -> None:
+        if self.keep_alive_closing:
+            return  # the rest of the last read, after the connection was closed
+        if self.context.terminated.is_set():
+            # Shutting down: hypercorn resets every new stream itself.
+            await super()._handle_events(events)
+            await self._close_when_done()
+            return
+        room = self.config.keep_alive_max_requests - self.keep_alive_requests
+        refused: set[int] = set()
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                if room > 0:
+                    room -= 1
+                    self.keep_alive_last_stream = event.stream_id
+                else:
+                    refused.add(event.stream_id)
+        if room <= 0 and not self.keep_alive_reached:
+            # As hypercorn does when shutting down: no more streams, please. The GOAWAY
+            # waits until the accepted streams are answered (_close_when_done).
+            self.keep_alive_reached = True
+            self.connection.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+        for stream_id in sorted(refused):
+            # A stream the client reset in the same read is closed: nothing to refuse.
+            with suppress(h2.exceptions.ProtocolError):
+                self.connection.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        self.keep_alive_refused += len(refused)
+        if refused:
+            events = [
+                event
+                for event in events
+                if not (isinstance(event, h2.events.RequestReceived) and event.stream_id in refused)
+            ]
+        # What else arrives for a refused stream is harmless there: its body data goes
+        # to the answered stand-in and is acknowledged, its end and reset find nothing
+        # to close, and _priority_updated drops its priority.
+        await super()._handle_events(events)
+        await self._close_when_done()
+
+    async def _send_data(self, stream_id: int) -> None:
+        await super()._send_data(stream_id)
+        if self.keep_alive_reached:  # an answer may just have been completed
+            await self._close_when_done()
+
+    async def stream_send(self, event: StreamEvent) -> None:
+        await super().stream_send(event)
+        if self.keep_alive_reached and isinstance(event, StreamClosed):
+            await self._close_when_done()
+
+    async def _priority_updated(self, event: h2.events.PriorityUpdated) -> None:
+        # hypercorn would add a stream it does not know (idle, refused, or answered) to
+        # the priority tree, where it stays; only created streams ever leave it.
+        if event.stream_id in self.stream_buffers and (
+            not event.depends_on or event.depends_on in self.stream_buffers
+        ):
+            await super()._priority_updated(event)
+
+    def _last_stream_id(self) -> int:
+        # Stream 1 of an h2c upgrade is created before any read (H2Protocol.initiate).
+        return max(self.keep_alive_last_stream, 1 if self.keep_alive_requests else 0)
+
+    async def _close_when_done(self) -> None:
+        """Past the limit: close once nothing accepted is left, or the client persists."""
+        if not self.keep_alive_reached or self.keep_alive_closing:
+            return
+        if self.keep_alive_refused > self.config.h2_max_concurrent_streams:
+            await self._end_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        elif not self.streams and not self.stream_buffers:
+            await self._end_connection(h2.errors.ErrorCodes.NO_ERROR)
+
+    async def _end_connection(self, error_code: h2.errors.ErrorCodes) -> None:
+        self.keep_alive_closing = True
+        with suppress(h2.exceptions.ProtocolError):  # h2 is closed already (client's GOAWAY)
+            self.connection.close_connection(error_code, last_stream_id=self._last_stream_id())
+        await self._flush()
+        await self.send(Closed())
+
+
+def _init_with_fixes(self: H2Protocol, *args: Any, **kwargs: Any) -> None:
     H2_PROTOCOL_INIT(self, *args, **kwargs)
     self.streams = _StreamsById(self.streams)
+    # Room for every stream the connection may create (the root is an entry too).
+    self.priority = PriorityTree(maximum_streams=max(1000, self.config.keep_alive_max_requests + 1))
+    # The connection's own methods: hypercorn's, but for the few the class overrides.
+    self.__class__ = _KeepAliveLimitedH2
+    limited = cast(_KeepAliveLimitedH2, self)
+    limited.keep_alive_last_stream = 0
+    limited.keep_alive_refused = 0
+    limited.keep_alive_reached = False
+    limited.keep_alive_closing = False
 
 
 H11_OBSOLETE_LINE_FOLD = h11._readers._obsolete_line_fold
@@ -117,6 +259,6 @@ def _validate_headers_strictly(headers: Any, _parsed: bool = False) -> Any:
 
 def apply() -> None:
     """Install every fix into hypercorn's and h11's code; calling it again changes nothing."""
-    H2Protocol.__init__ = _init_with_answered_streams  # type: ignore[method-assign]
+    H2Protocol.__init__ = _init_with_fixes  # type: ignore[method-assign]
     h11._readers._obsolete_line_fold = _refuse_line_folding
     h11._events.normalize_and_validate = _validate_headers_strictly  # type: ignore[attr-defined]
