@@ -29,7 +29,7 @@ import sqlite3
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -131,6 +131,7 @@ class Row(dict[str, Any]):
 
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 # --- statements ---------------------------------------------------------------------
@@ -592,19 +593,22 @@ class _Pool(ABC):
         async with self._acquired() as raw:
             yield self._connection(raw)
 
-    # fetch and execute are _acquired written out: each request runs a few of them, and
-    # an async context manager costs more than the pool's own work.
-    async def fetch(self, query: Query[R], **params: Any) -> list[R]:
-        """Every row of one statement, on a connection taken for it alone."""
+    async def _alone(self, statement: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run *statement* on a connection taken for it alone (inside a transaction, the
+        transaction's own).
+
+        ``_acquired`` written out: each request runs a few statements, and an async
+        context manager costs more than the pool's own work.
+        """
         current = self._current()
         if current is not None:
-            return await current.fetch(query, **params)
+            return await statement(current)
         raw = await self._take()
         reusable = False
         try:
-            rows = await self._connection(raw).fetch(query, **params)
+            result = await statement(self._connection(raw))
             reusable = True
-            return rows
+            return result
         except Exception as error:
             translated = self._translated(error, raw)
             reusable = not isinstance(translated, DatabaseUnavailable)
@@ -614,25 +618,13 @@ class _Pool(ABC):
         finally:
             self._give_back(raw, reusable)
 
+    async def fetch(self, query: Query[R], **params: Any) -> list[R]:
+        """Every row of one statement, on a connection taken for it alone."""
+        return await self._alone(lambda connection: connection.fetch(query, **params))
+
     async def execute(self, query: Query[Any], **params: Any) -> int:
         """Run one statement on a connection taken for it alone; the rows it changed."""
-        current = self._current()
-        if current is not None:
-            return await current.execute(query, **params)
-        raw = await self._take()
-        reusable = False
-        try:
-            changed = await self._connection(raw).execute(query, **params)
-            reusable = True
-            return changed
-        except Exception as error:
-            translated = self._translated(error, raw)
-            reusable = not isinstance(translated, DatabaseUnavailable)
-            if translated is not None:
-                raise translated from error
-            raise
-        finally:
-            self._give_back(raw, reusable)
+        return await self._alone(lambda connection: connection.execute(query, **params))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
