@@ -452,6 +452,22 @@ def test_h11_still_answers_501_when_chunked_is_not_the_final_coding() -> None:
     assert h11_refusal(CHUNKED_NOT_LAST) == 501
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        REQUEST + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        REQUEST + b"Content-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 0\r\n\r\n",
+        b"CONNECT 127.0.0.1:5432 HTTP/1.1\r\nHost: 127.0.0.1:5432\r\n\r\n",
+    ],
+    ids=["Content-Length with Transfer-Encoding", "two Content-Types", "CONNECT"],
+)
+@pytest.mark.usefixtures("bare_h11")
+def test_h11_still_takes_what_request_framing_refuses(data: bytes) -> None:
+    """Fails once h11 refuses one of these itself (pgjones/hypercorn#279, #280, #277):
+    then its rule in ``request_framing.framing_problem`` can go."""
+    assert isinstance(h11_reads(data), h11.Request)
+
+
 @pytest.mark.usefixtures("fixed_h11")
 def test_with_the_fixes_h11_refuses_both_with_400() -> None:
     assert h11_refusal(OBS_FOLD) == 400
