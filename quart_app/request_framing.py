@@ -7,8 +7,9 @@ defined way, and in any case to close the connection after answering it (§6.1),
 nothing left on the connection is read as a request.
 
 hypercorn's parser (h11) already refuses conflicting or malformed Content-Length
-values and transfer codings it does not know, and closes the connection. These are
-left, and refused here, before the app, on every server that serves it:
+values (400) and any transfer coding but a lone ``chunked`` (501, made 400 by
+``quart_app.upstream.hypercorn``), and closes the connection. These are left, and
+refused here, before the app, on every server that serves it:
 
 - ``Content-Length`` together with ``Transfer-Encoding`` (pgjones/hypercorn#279): h11
   reads the body as chunked; a proxy may have read it by its length.
@@ -17,8 +18,8 @@ left, and refused here, before the app, on every server that serves it:
 - ``CONNECT`` (pgjones/hypercorn#277): this app is no proxy and opens no tunnel, but a
   proxy in front may believe one is open and forward anything through it.
 
-The line folding and transfer-coding order that h11 takes in its stride are refused
-inside h11 by ``quart_app.upstream.hypercorn`` in each worker of ``quart_app.serve``.
+The line folding h11 takes in its stride is refused inside h11 by
+``quart_app.upstream.hypercorn`` in each worker of ``quart_app.serve``.
 """
 
 from __future__ import annotations

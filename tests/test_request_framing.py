@@ -42,9 +42,9 @@ VECTORS: dict[str, tuple[bytes, int]] = {
     ),
     "an unknown coding": (
         POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + HIDDEN,
-        501,
+        400,
     ),
-    "a misspelt chunked": (POST + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + HIDDEN, 501),
+    "a misspelt chunked": (POST + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + HIDDEN, 400),
     "a signed Content-Length": (POST + b"Content-Length: +4\r\n\r\nabcd" + HIDDEN, 400),
     "an oversized Content-Length": (
         POST + b"Content-Length: 99999999999999999999999999\r\n\r\nabcd" + HIDDEN,

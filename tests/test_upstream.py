@@ -472,7 +472,8 @@ def test_h11_still_takes_what_request_framing_refuses(data: bytes) -> None:
 def test_with_the_fixes_h11_refuses_both_with_400() -> None:
     assert h11_refusal(OBS_FOLD) == 400
     assert h11_refusal(CHUNKED_NOT_LAST) == 400
-    assert h11_refusal(REQUEST + b"Transfer-Encoding: gzip, chunked\r\n\r\n") == 501
+    assert h11_refusal(REQUEST + b"Transfer-Encoding: gzip, chunked\r\n\r\n") == 400
+    assert h11_refusal(REQUEST + b"Transfer-Encoding: xchunked\r\n\r\n") == 400
     assert isinstance(h11_reads(REQUEST + b"Transfer-Encoding: chunked\r\n\r\n"), h11.Request)
 
 

@@ -62,13 +62,14 @@ HTTP/1.1: obsolete line folding (h11 unfolds it; no upstream report)
     ``h11._readers._obsolete_line_fold``, replaced. Test: ``tests/test_upstream.py``,
     ``test_h11_still_unfolds_obsolete_line_folding``.
 
-HTTP/1.1: ``chunked`` that is not the last transfer coding (h11 answers 501; no report)
-    h11 refuses every coding but a lone ``chunked`` with 501 Not Implemented, right for
-    a coding it does not know (``gzip, chunked``). When ``chunked`` is not the final
-    coding, or comes twice, the body's length cannot be known at all, and RFC 9112
-    §6.1 requires 400; the fix answers that. hypercorn closes the connection either way.
-    Internal: ``h11._events.normalize_and_validate`` (h11's ``_headers`` function, as
-    ``_events`` imports it), wrapped. Test: ``tests/test_upstream.py``,
+HTTP/1.1: a Transfer-Encoding other than a lone ``chunked`` (h11 answers 501; no report)
+    h11 refuses every transfer coding but a lone ``chunked`` (``gzip, chunked``,
+    ``chunked, gzip``, ``xchunked``, two headers) with 501 Not Implemented. Whatever the
+    coding, the body's length is then unknown to this server while a proxy in front may
+    have framed it; RFC 9112 §6.1 and the contract ask for 400, and the fix answers
+    that. hypercorn closes the connection either way. Internal:
+    ``h11._events.normalize_and_validate`` (h11's ``_headers`` function, as ``_events``
+    imports it), wrapped: its only 501 is this refusal. Test: ``tests/test_upstream.py``,
     ``test_h11_still_answers_501_when_chunked_is_not_the_final_coding``.
 """
 
@@ -235,25 +236,12 @@ def _refuse_line_folding(lines: Iterable[bytes]) -> Iterator[bytes]:
         yield line
 
 
-def _unframeable(headers: Any) -> bool:
-    """True when ``chunked`` is not the one, final transfer coding of *headers*."""
-    codings = [
-        coding.strip().lower()
-        for name, value in headers
-        if bytes(name).lower() == b"transfer-encoding"
-        for coding in bytes(value).split(b",")
-    ]
-    return b"chunked" in codings and (codings[-1] != b"chunked" or codings.count(b"chunked") > 1)
-
-
 def _validate_headers_strictly(headers: Any, _parsed: bool = False) -> Any:
     try:
         return H11_NORMALIZE_AND_VALIDATE(headers, _parsed=_parsed)
     except LocalProtocolError as error:
-        if error.error_status_hint == 501 and _unframeable(headers):
-            raise LocalProtocolError(
-                "chunked must be the final transfer coding, applied once", error_status_hint=400
-            ) from error
+        if error.error_status_hint == 501:
+            raise LocalProtocolError(str(error), error_status_hint=400) from error
         raise
 
 
