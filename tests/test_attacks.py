@@ -45,9 +45,7 @@ from hyperframe.frame import (
 from tests.helpers.live import (
     ROOT,
     LiveServer,
-    hypercorn_process,
-    prepare_server_env,
-    wait_until_serving,
+    production_server,
 )
 
 T = TypeVar("T")
@@ -70,11 +68,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     # unit's LimitNOFILE (docs/deploy.md): at 1,024 the 2,000 idle connections would
     # exhaust a worker's descriptors.
     raise_open_file_limit()
-    workdir = tmp_path_factory.mktemp("attacks")
-    url = f"sqlite+aiosqlite:///{workdir / 'attacks.sqlite3'}"
-    env = asyncio.run(prepare_server_env(url, workdir))
-    with hypercorn_process(env, workdir, "hypercorn") as server:
-        asyncio.run(wait_until_serving(server))
+    with production_server(tmp_path_factory.mktemp("attacks")) as server:
         yield server
 
 

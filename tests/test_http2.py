@@ -35,6 +35,7 @@ from tests.helpers.live import (
     hypercorn_process,
     issue_certificate,
     prepare_server_env,
+    wait_until_listening,
     wait_until_serving,
 )
 from tests.helpers.services import reset_schema
@@ -231,16 +232,7 @@ async def in_process_port(tmp_path: Path) -> AsyncIterator[int]:
     stop = asyncio.Event()
     app = make_app(database_url, MAX_CONTENT_LENGTH=SMALL_LIMIT)
     server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-        else:
-            writer.close()
-            break
-    else:
-        pytest.fail("hypercorn did not start listening within 30 s")
+    await wait_until_listening(port)
     yield port
     stop.set()
     await server

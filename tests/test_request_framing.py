@@ -16,7 +16,7 @@ import pytest
 from hypercorn.typing import Scope
 
 from quart_app.request_framing import RequestFramingGuard, framing_problem
-from tests.helpers.live import LiveServer, hypercorn_process, prepare_server_env, wait_until_serving
+from tests.helpers.live import LiveServer, production_server
 
 HIDDEN = b"GET /api/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 POST = b"POST /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -71,11 +71,7 @@ VECTORS: dict[str, tuple[bytes, int]] = {
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One production server (quart_app.serve) on SQLite for the whole module."""
-    workdir = tmp_path_factory.mktemp("framing")
-    url = f"sqlite+aiosqlite:///{workdir / 'framing.sqlite3'}"
-    env = asyncio.run(prepare_server_env(url, workdir))
-    with hypercorn_process(env, workdir, "hypercorn") as server:
-        asyncio.run(wait_until_serving(server))
+    with production_server(tmp_path_factory.mktemp("framing")) as server:
         yield server
 
 

@@ -65,7 +65,7 @@ from quart_app.upstream.rate_limiter import (
     redis_client,
     serving_hooks,
 )
-from tests.helpers.live import free_port
+from tests.helpers.live import free_port, wait_until_listening
 from tests.helpers.services import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -542,16 +542,7 @@ async def held() -> AsyncIterator[tuple[HeldApp, int]]:
     app = HeldApp()
     stop = asyncio.Event()
     server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-        else:
-            writer.close()
-            break
-    else:
-        pytest.fail("hypercorn did not start listening within 30 s")
+    await wait_until_listening(port)
     yield app, port
     app.release.set()
     stop.set()

@@ -165,6 +165,32 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
+@contextmanager
+def production_server(workdir: Path) -> Iterator[LiveServer]:
+    """quart_app.serve on a new, migrated SQLite database in *workdir*, once it answers.
+
+    For a module's tests whose subject is the HTTP layer, not the database.
+    """
+    url = f"sqlite+aiosqlite:///{workdir / 'app.sqlite3'}"
+    env = asyncio.run(prepare_server_env(url, workdir))
+    with hypercorn_process(env, workdir, "hypercorn") as server:
+        asyncio.run(wait_until_serving(server))
+        yield server
+
+
+async def wait_until_listening(port: int) -> None:
+    """Return once something accepts connections on 127.0.0.1:*port* (30 s at most)."""
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.1)
+        else:
+            writer.close()
+            return
+    pytest.fail("hypercorn did not start listening within 30 s")
+
+
 async def wait_until_serving(server: LiveServer) -> None:
     """Return once /healthz answers; fail with the server's log if it never does."""
     async with httpx.AsyncClient(base_url=server.url, verify=server.verify) as client:
