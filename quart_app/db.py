@@ -662,7 +662,11 @@ class _Pool(ABC):
         opened, self._opened = self._opened, set()
         self._idle.clear()
         for raw in opened:
-            await self._close(raw)
+            await self._close_idle(raw)
+
+    async def _close_idle(self, raw: Any) -> None:
+        """Close *raw*, which nothing uses any more (the pool is closing)."""
+        await self._close(raw)
 
 
 # The driver's errors that mean PostgreSQL is out of reach or did not answer in time:
@@ -725,15 +729,12 @@ class _PostgresPool(_Pool):
         # Closing the socket ends the server's session, and any transaction with it.
         raw.terminate()
 
-    async def close(self) -> None:
-        await self.settled()
-        opened, self._opened = self._opened, set()
-        self._idle.clear()
-        for connection in opened:
-            try:
-                await asyncio.wait_for(connection.close(), self.timeouts.statement)
-            except _POSTGRES_OUTAGES:
-                connection.terminate()
+    async def _close_idle(self, raw: asyncpg.Connection) -> None:
+        # A clean goodbye to the server within the statement timeout; else the socket is cut.
+        try:
+            await asyncio.wait_for(raw.close(), self.timeouts.statement)
+        except _POSTGRES_OUTAGES:
+            raw.terminate()
 
 
 # A read on the loop's thread holds up every other request of the worker meanwhile.
@@ -864,14 +865,10 @@ class _SQLitePool(_Pool):
         return time.perf_counter() > self._read_deadline
 
     async def close(self) -> None:
-        await self.settled()
-        opened, self._opened = self._opened, set()
-        self._idle.clear()
         if self._reader is not None:
             reader, self._reader = self._reader, None
             reader.close()
-        for link in opened:
-            await link.driver.close()
+        await super().close()
 
 
 # --- the extension ------------------------------------------------------------------
