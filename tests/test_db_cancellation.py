@@ -287,10 +287,11 @@ def _raw_request(method: str, path: str, token: str, body: dict[str, Any] | None
     return head.encode() + payload
 
 
-async def _hang_up(port: int, request: bytes, after: float, rudely: bool) -> None:
-    """Send *request*, then go away *after* seconds, as an aborted browser request does."""
+async def _hang_up(port: int, request: bytes, after: float, rudely: bool, cut: int) -> None:
+    """Send *request* but its last *cut* bytes (mid-body when it has one), then go away
+    *after* seconds, as an aborted browser request does."""
     _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
+    writer.write(request[: len(request) - cut])
     await writer.drain()
     await asyncio.sleep(after)
     if rudely:
@@ -305,9 +306,10 @@ async def test_clients_hanging_up_mid_request_never_wedge_writes(
     base_url: str, server: LiveServer, server_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Admin changes (transactions), writes and reads from clients that leave 0-60 ms after
-    sending, while one well-behaved client keeps creating things. Every one of its writes
-    is acknowledged, a fresh write right after the storm too, and all of them are still
-    there once the server has restarted."""
+    sending (a quarter of them before their body is complete), while one well-behaved
+    client keeps creating things. Every one of its writes is acknowledged, a fresh write
+    right after the storm too, and all of them are still there once the server has
+    restarted."""
     port = int(base_url.rsplit(":", 1)[1])
     targets = [await create_live_user(base_url, f"target{n}", "target-password") for n in range(4)]
     await create_live_user(base_url, "writer", "writer-password")
@@ -346,7 +348,13 @@ async def test_clients_hanging_up_mid_request_never_wedge_writes(
     for _round in range(12):
         await asyncio.gather(
             *(
-                _hang_up(port, rng.choice(requests), rng.uniform(0, 0.06), rng.random() < 0.5)
+                _hang_up(
+                    port,
+                    rng.choice(requests),
+                    rng.uniform(0, 0.06),
+                    rudely=rng.random() < 0.5,
+                    cut=rng.choice([0, 0, 0, 5]),  # a quarter leave mid-body
+                )
                 for _ in range(40)
             )
         )
