@@ -28,7 +28,7 @@ from flask import Flask, Response, jsonify, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import Engine, TextClause, create_engine, func, select, text
 
-from quart_app.models import ACCOUNT_COLUMNS, AuthSession, Thing, User
+from quart_app.data.models import ACCOUNT_COLUMNS, AuthSession, Thing, User
 
 # quart-auth's token: its default salt, SHA-512 signatures, and quart_app's lifetime.
 AUTH_SALT = "quart auth salt"

@@ -9,28 +9,26 @@ from typing import Any
 from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart
 
-from . import (
-    auth,
-    cli,
+from quart_app import cli
+from quart_app.config import DEFAULTS, check_secret_key, load_environment
+from quart_app.data import session_store
+from quart_app.data.db import db
+from quart_app.http import framing
+from quart_app.security import auth, csrf, rate_limits
+from quart_app.security.passwords import passwords
+from quart_app.upstream.quart import App
+from quart_app.web import (
     cookie_session,
-    csrf,
     errors,
     health,
     i18n,
-    main,
     openapi,
-    rate_limits,
-    request_framing,
+    pages,
     response_headers,
     routing,
     seed,
-    session_store,
 )
-from .api import bp as api_bp
-from .config import DEFAULTS, check_secret_key, load_environment
-from .db import db
-from .passwords import passwords
-from .upstream.quart import App
+from quart_app.web.api import bp as api_bp
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Quart:
@@ -66,13 +64,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     response_headers.init_app(app)
     cli.init_app(app)
 
-    app.register_blueprint(main.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(seed.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_bp)
 
     # An ambiguous request is refused before the app reads any of it.
-    app.asgi_app = request_framing.RequestFramingGuard(app.asgi_app)  # type: ignore[method-assign]
+    app.asgi_app = framing.RequestFramingGuard(app.asgi_app)  # type: ignore[method-assign]
     if hops := app.config["PROXY_TRUSTED_HOPS"]:
         # Behind that many proxies, take the client address and scheme from
         # X-Forwarded-For/-Proto, so rate limits and origin checks see the real client.

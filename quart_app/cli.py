@@ -13,7 +13,7 @@ import click
 from quart import Quart
 from quart.cli import ScriptInfo
 
-from .accounts import (
+from quart_app.data.accounts import (
     InvalidUsernameError,
     LastAdminError,
     UsernameTakenError,
@@ -23,10 +23,10 @@ from .accounts import (
     find_user,
     update_user,
 )
-from .db import db
-from .migrate import upgrade_database
-from .models import Account, UserType
-from .session_store import prune_sessions
+from quart_app.data.db import db
+from quart_app.data.migrate import upgrade_database
+from quart_app.data.models import Account, UserType
+from quart_app.data.session_store import prune_sessions
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from quart import Quart
 from redis import asyncio as aioredis
 
 from quart_app import create_app
-from quart_app.models import UserType
+from quart_app.data.models import UserType
 from tests.helpers.apps import (
     ADMIN_PASSWORD,
     USER_PASSWORD,

@@ -9,9 +9,9 @@ import pytest
 from quart import Quart
 from werkzeug.routing import Rule
 
-from quart_app.access import admin_required
-from quart_app.auth import current_user
-from quart_app.openapi import error_statuses
+from quart_app.security.access import admin_required
+from quart_app.security.auth import current_user
+from quart_app.web.openapi import error_statuses
 from tests.helpers.apps import (
     AUTH_COOKIE,
     Account,

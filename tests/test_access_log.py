@@ -10,8 +10,8 @@ import pytest
 from hypercorn.logging import AccessLogAtoms, Logger
 from hypercorn.typing import ResponseSummary, WWWScope
 
-from quart_app.access_log import AccessLogger, Atoms
-from quart_app.serve import load_config, parse_arguments
+from quart_app.serve.access_log import AccessLogger, Atoms
+from quart_app.serve.supervisor import load_config, parse_arguments
 
 HTTP_REQUEST: Any = {
     "type": "http",

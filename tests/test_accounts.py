@@ -9,8 +9,8 @@ from uuid import uuid4
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quart_app.accounts import UsernameTakenError, create_user, find_user, username_key
-from quart_app.models import UserType
+from quart_app.data.accounts import UsernameTakenError, create_user, find_user, username_key
+from quart_app.data.models import UserType
 from tests.helpers.apps import make_app
 from tests.helpers.services import reset_schema
 

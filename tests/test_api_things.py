@@ -8,7 +8,7 @@ import pytest
 from quart import Quart
 from sqlalchemy import select
 
-from quart_app.models import Thing, UserType
+from quart_app.data.models import Thing, UserType
 from tests.helpers.apps import Account, Client, add_user, create_thing, signed_in_client, stored
 
 

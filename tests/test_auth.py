@@ -10,10 +10,10 @@ import pytest
 from quart import Quart
 from sqlalchemy import bindparam, select, update
 
-from quart_app.auth import AppAuth, app_auth
-from quart_app.db import Query, db, utcnow
-from quart_app.models import AuthSession
-from quart_app.session_store import hash_session_id
+from quart_app.data.db import Query, db, utcnow
+from quart_app.data.models import AuthSession
+from quart_app.data.session_store import hash_session_id
+from quart_app.security.auth import AppAuth, app_auth
 from tests.helpers.apps import (
     AUTH_COOKIE,
     Account,

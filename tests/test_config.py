@@ -10,7 +10,7 @@ from quart import Quart
 
 from quart_app import create_app
 from quart_app.config import InsecureConfigError
-from quart_app.models import UserType
+from quart_app.data.models import UserType
 from tests.helpers.apps import TEST_CONFIG, USER_PASSWORD, Account, add_user, make_app
 
 

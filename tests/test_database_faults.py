@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from quart_app.config import DEFAULTS
-from quart_app.models import UserType
+from quart_app.data.models import UserType
 from tests.helpers.apps import add_user, make_app
 from tests.helpers.live import hypercorn_process, prepare_server_env, wait_until_serving
 

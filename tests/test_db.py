@@ -32,8 +32,8 @@ from sqlalchemy import (
     update,
 )
 
-from quart_app.db import READ_HERE_SECONDS, MissingParameter, Query, Row, db
-from quart_app.models import Thing, User, UserType
+from quart_app.data.db import READ_HERE_SECONDS, MissingParameter, Query, Row, db
+from quart_app.data.models import Thing, User, UserType
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
 

@@ -28,8 +28,8 @@ from quart import Quart
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import make_url
 
-from quart_app.db import Query, db
-from quart_app.models import Thing, UserType
+from quart_app.data.db import Query, db
+from quart_app.data.models import Thing, UserType
 from tests.helpers.apps import add_user, make_app
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,

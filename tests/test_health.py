@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart_app.models import UserType
+from quart_app.data.models import UserType
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app, signed_in_client
 from tests.helpers.relay import TcpRelay
 from tests.helpers.services import reset_schema

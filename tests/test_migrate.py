@@ -20,15 +20,15 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from quart_app.db import Base, build_engine
-from quart_app.migrate import (
+from quart_app.data.db import Base, build_engine
+from quart_app.data.migrate import (
     ForeignKeysBroken,
     alembic_config,
     current_revision,
     migration_engine,
     upgrade_database,
 )
-from quart_app.models import AuthSession, Thing, UserType
+from quart_app.data.models import AuthSession, Thing, UserType
 from tests.helpers.apps import (
     ADMIN_PASSWORD,
     USER_PASSWORD,

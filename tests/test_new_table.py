@@ -33,12 +33,12 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from quart_app.access import signed_in
-from quart_app.auth import current_user
-from quart_app.db import Base, Query, UTCDateTime, build_engine, db, utcnow
-from quart_app.migrate import upgrade_database
-from quart_app.models import NEVER_REUSE_IDS, User, UserType
-from quart_app.schemas import Strict
+from quart_app.data.db import Base, Query, UTCDateTime, build_engine, db, utcnow
+from quart_app.data.migrate import upgrade_database
+from quart_app.data.models import NEVER_REUSE_IDS, User, UserType
+from quart_app.security.access import signed_in
+from quart_app.security.auth import current_user
+from quart_app.web.schemas import Strict
 from tests.helpers.apps import USER_PASSWORD, Client, add_user, make_app, signed_in_client
 from tests.helpers.services import reset_schema
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from quart import Quart
 from quart_schema import validate_request
 
-from quart_app.openapi import AppOpenAPIProvider
+from quart_app.web.openapi import AppOpenAPIProvider
 from tests.helpers.apps import Client, make_app
 
 PUBLIC = {

@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from quart_app.config import DEFAULTS
-from quart_app.db import MAX_ID, build_engine
-from quart_app.models import UserType
-from quart_app.schemas import Error
+from quart_app.data.db import MAX_ID, build_engine
+from quart_app.data.models import UserType
+from quart_app.web.schemas import Error
 from tests.helpers.apps import (
     USER_PASSWORD,
     Account,

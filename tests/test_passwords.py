@@ -12,8 +12,8 @@ from argon2 import PasswordHasher, Type, extract_parameters
 from quart import Quart
 from sqlalchemy import select
 
-from quart_app.models import User, UserType
-from quart_app.passwords import passwords
+from quart_app.data.models import User, UserType
+from quart_app.security.passwords import passwords
 from tests.helpers.apps import USER_PASSWORD, Account, Client, add_user, make_app, stored
 
 

@@ -11,8 +11,8 @@ from quart import Quart, Response
 from quart.typing import ResponseReturnValue
 from quart_schema.conversion import convert_response_return_value, model_dump, model_load
 
-from quart_app.schemas import PageQuery, StatusOut
 from quart_app.upstream.quart_schema import is_ready, shared_type_adapter
+from quart_app.web.schemas import PageQuery, StatusOut
 
 
 def test_quart_schema_still_builds_an_adapter_per_conversion(

@@ -27,8 +27,8 @@ from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from quart_app.db import build_engine
-from quart_app.models import UserType
+from quart_app.data.db import build_engine
+from quart_app.data.models import UserType
 from tests.helpers.apps import ADMIN_PASSWORD, USER_PASSWORD, Client, add_user, make_app
 from tests.helpers.services import reset_schema
 

@@ -13,8 +13,8 @@ from quart import Response
 from redis import asyncio as aioredis
 
 from quart_app import rate_limits
-from quart_app.models import UserType
-from quart_app.rate_limits import ExpiringMemoryStore
+from quart_app.data.models import UserType
+from quart_app.security.rate_limits import ExpiringMemoryStore
 from tests.helpers.apps import Account, Client, add_user, make_app, submit_form
 from tests.helpers.live import free_port
 from tests.helpers.services import reset_schema

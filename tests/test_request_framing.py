@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from hypercorn.typing import Scope
 
-from quart_app.request_framing import RequestFramingGuard, framing_problem
+from quart_app.http.framing import RequestFramingGuard, framing_problem
 from tests.helpers.live import LiveServer, production_server
 
 HIDDEN = b"GET /api/smuggled HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quart_app.safe_redirects import safe_next
+from quart_app.security.safe_redirects import safe_next
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from quart_app.db import build_engine
-from quart_app.models import Thing
+from quart_app.data.db import build_engine
+from quart_app.data.models import Thing
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,
     hypercorn_process,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from quart_app.schemas import PageQuery, ThingCreate, ThingUpdate, UserCreate
+from quart_app.web.schemas import PageQuery, ThingCreate, ThingUpdate, UserCreate
 
 
 def in_bounds(limit: int, offset: int) -> bool:

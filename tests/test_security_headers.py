@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from quart_app.security_headers import CONTENT_SECURITY_POLICY
+from quart_app.web.security_headers import CONTENT_SECURITY_POLICY
 from tests.helpers.apps import Client
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "quart_app" / "templates"

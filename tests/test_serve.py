@@ -17,8 +17,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from quart_app.models import Thing
-from quart_app.serve import CRASH_LIMIT, DEFAULT_APP, KILL_MARGIN, describe_exit
+from quart_app.data.models import Thing
+from quart_app.serve.supervisor import CRASH_LIMIT, DEFAULT_APP, KILL_MARGIN, describe_exit
 from tests.helpers.apps import make_app, stored
 from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
 from tests.helpers.live import (

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from quart import Quart, Response
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quart_app.models import UserType
+from quart_app.data.models import UserType
 from tests.helpers.apps import (
     ADMIN_PASSWORD,
     USER_PASSWORD,

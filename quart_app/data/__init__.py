@@ -1,0 +1,1 @@
+"""The data layer: statements, pools, models, accounts, sessions and migrations."""

@@ -1,0 +1,268 @@
+"""Creating, finding and changing users.
+
+Passwords are hashed before a connection is taken; every change that must hold
+together (a new password and the end of the old sessions, the last-admin check and
+the change it allows) runs in one short transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import String, bindparam, func, insert, select, update
+from sqlalchemy import delete as sql_delete
+
+from quart_app.data.db import MAX_ID, Connection, ConstraintViolation, Query, Row, db, utcnow
+from quart_app.data.models import ACCOUNT_COLUMNS, USERNAME_PATTERN, Account, User, UserType
+from quart_app.data.session_store import revoke_user_sessions
+from quart_app.security.passwords import passwords
+
+_USERNAME = re.compile(USERNAME_PATTERN)
+
+
+class UsernameTakenError(Exception):
+    """Another user already has this name (compared case-insensitively)."""
+
+
+class InvalidUsernameError(ValueError):
+    """The name breaks the username rule (``models.USERNAME_PATTERN``)."""
+
+
+class LastAdminError(Exception):
+    """The change would leave no active admin to run the site."""
+
+
+class UserNotFoundError(LookupError):
+    """No user has this id (any more)."""
+
+
+@dataclass(frozen=True)
+class VerifiedAccount:
+    """An account whose password was just checked, with the hash it was checked against."""
+
+    account: Account
+    password_hash: str
+
+
+_FIND_BY_KEY = Query(
+    select(*ACCOUNT_COLUMNS, User.password_hash).where(User.username_key == bindparam("key"))
+)
+_GET = Query(select(*ACCOUNT_COLUMNS).where(User.id == bindparam("id")))
+_PASSWORD_HASH = Query(select(User.password_hash).where(User.id == bindparam("id")))
+_ALL = Query(select(*ACCOUNT_COLUMNS).order_by(User.id))
+_PAGE = Query(
+    select(*ACCOUNT_COLUMNS, func.count().over().label("total"))
+    .order_by(User.id)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_COUNT = Query(select(func.count().label("total")).select_from(User))
+_COUNT_ACTIVE_ADMINS = Query(
+    select(func.count().label("admins")).where(
+        User.user_type == UserType.ADMIN.value, User.is_active.is_(True)
+    )
+)
+# Locks every active admin row (PostgreSQL; SQLite's BEGIN IMMEDIATE already runs
+# writers one at a time), so two admins removing each other take turns, and the
+# second sees the first's change.
+_LOCK_ACTIVE_ADMINS = Query(
+    select(User.id)
+    .where(User.user_type == UserType.ADMIN.value, User.is_active.is_(True))
+    .order_by(User.id)
+    .with_for_update()
+)
+_INSERT = Query(
+    insert(User)
+    .values(
+        username=bindparam("username"),
+        username_key=bindparam("key"),
+        password_hash=bindparam("password_hash"),
+        user_type=bindparam("user_type"),
+        is_active=True,
+        created_at=bindparam("now"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*ACCOUNT_COLUMNS)
+)
+# NULL means "leave as it is", so one statement serves every PATCH.
+_UPDATE = Query(
+    update(User)
+    .where(User.id == bindparam("id"))
+    .values(
+        user_type=func.coalesce(bindparam("user_type", type_=String), User.user_type),
+        is_active=func.coalesce(bindparam("is_active", type_=User.is_active.type), User.is_active),
+        password_hash=func.coalesce(bindparam("password_hash", type_=String), User.password_hash),
+        updated_at=bindparam("now"),
+    )
+    .returning(*ACCOUNT_COLUMNS)
+)
+_REHASH = Query(
+    update(User)
+    .where(User.id == bindparam("id"), User.password_hash == bindparam("old_hash"))
+    .values(password_hash=bindparam("new_hash"), updated_at=bindparam("now"))
+)
+_DELETE = Query(sql_delete(User).where(User.id == bindparam("id")))
+
+
+def username_key(username: str) -> str:
+    """The case-insensitive form of *username* used for uniqueness and look-ups."""
+    return username.strip().lower()
+
+
+def _valid_username(username: str) -> bool:
+    return _USERNAME.fullmatch(username.strip()) is not None
+
+
+async def _row_named(username: str) -> Row | None:
+    # A name that breaks the username rule cannot exist, so it is not looked up: that
+    # also keeps text no database can take (NUL, say) away from the query.
+    if not _valid_username(username):
+        return None
+    return await db.fetchrow(_FIND_BY_KEY, key=username_key(username))
+
+
+async def find_user(username: str) -> Account | None:
+    """The user called *username*, in any letter case."""
+    row = await _row_named(username)
+    return None if row is None else Account.from_row(row)
+
+
+async def get_user(user_id: int) -> Account | None:
+    """The user with primary key *user_id*; an id beyond the column's range finds none."""
+    if not 0 <= user_id <= MAX_ID:
+        return None
+    row = await db.fetchrow(_GET, id=user_id)
+    return None if row is None else Account.from_row(row)
+
+
+async def all_users() -> list[Account]:
+    """Every user, oldest first."""
+    return [Account.from_row(row) for row in await db.fetch(_ALL)]
+
+
+async def user_page(limit: int, offset: int) -> tuple[list[Account], int]:
+    """One page of users, oldest first, and how many users there are."""
+    rows, total = await db.fetch_page(_PAGE, _COUNT, limit=limit, offset=offset)
+    return [Account.from_row(row) for row in rows], total
+
+
+async def create_user(username: str, password: str, user_type: UserType = UserType.USER) -> Account:
+    """Store a new user; raise ``InvalidUsernameError`` or ``UsernameTakenError``."""
+    if not _valid_username(username):
+        raise InvalidUsernameError(username)
+    password_hash = await passwords.hash(password)
+    try:
+        row = await db.fetchrow(
+            _INSERT,
+            username=username.strip(),
+            key=username_key(username),
+            password_hash=password_hash,
+            user_type=user_type.value,
+            now=utcnow(),
+        )
+    except ConstraintViolation as error:
+        raise UsernameTakenError(username) from error
+    assert row is not None  # INSERT ... RETURNING returns the row
+    return Account.from_row(row)
+
+
+async def authenticate(username: str, password: str) -> VerifiedAccount | None:
+    """The active user with these credentials, else ``None``.
+
+    An unknown name costs one hash verification too, so timing does not reveal
+    which names exist. No connection is held while the hash is checked.
+    """
+    row = await _row_named(username)
+    password_hash: str | None = row["password_hash"] if row else None
+    if not await passwords.verify(password_hash, password):
+        return None
+    if row is None or password_hash is None or not row["is_active"]:
+        return None
+    if passwords.needs_rehash(password_hash):
+        new_hash = await passwords.hash(password)
+        # Only if the password was not changed meanwhile.
+        if await db.execute(
+            _REHASH, id=row["id"], old_hash=password_hash, new_hash=new_hash, now=utcnow()
+        ):
+            password_hash = new_hash
+    return VerifiedAccount(Account.from_row(row), password_hash)
+
+
+async def check_password(account: Account, password: str) -> str | None:
+    """The stored hash if *password* is *account*'s current password, else ``None``."""
+    row = await db.fetchrow(_PASSWORD_HASH, id=account.id)
+    password_hash: str | None = row["password_hash"] if row else None
+    return password_hash if await passwords.verify(password_hash, password) else None
+
+
+async def set_password(account: Account, password: str, *, keep_session: str | None = None) -> None:
+    """Change *account*'s password and end their other sessions, together."""
+    password_hash = await passwords.hash(password)
+    async with db.transaction() as connection:
+        await connection.execute(
+            _UPDATE,
+            id=account.id,
+            user_type=None,
+            is_active=None,
+            password_hash=password_hash,
+            now=utcnow(),
+        )
+        await revoke_user_sessions(connection, account.id, keep=keep_session)
+
+
+async def count_active_admins() -> int:
+    """How many active admins exist."""
+    row = await db.fetchrow(_COUNT_ACTIVE_ADMINS)
+    return int(row["admins"]) if row else 0
+
+
+async def _ensure_other_admin(connection: Connection, user_id: int) -> None:
+    admins = {row["id"] for row in await connection.fetch(_LOCK_ACTIVE_ADMINS)}
+    if admins == {user_id}:
+        raise LastAdminError(user_id)
+
+
+async def update_user(
+    user_id: int,
+    *,
+    user_type: UserType | None = None,
+    is_active: bool | None = None,
+    password: str | None = None,
+) -> Account:
+    """Apply an admin's changes to user *user_id*; return the changed account.
+
+    Demotion, deactivation and a password reset all end the user's sessions, so the
+    change holds from their very next request. Raises ``LastAdminError`` rather than
+    leave the site without an active admin, ``UserNotFoundError`` for an unknown id.
+    """
+    if not 0 <= user_id <= MAX_ID:
+        raise UserNotFoundError(user_id)
+    password_hash = await passwords.hash(password) if password is not None else None
+    losing_admin = (user_type is not None and user_type != UserType.ADMIN) or is_active is False
+    async with db.transaction() as connection:
+        if losing_admin:
+            await _ensure_other_admin(connection, user_id)
+        row = await connection.fetchrow(
+            _UPDATE,
+            id=user_id,
+            user_type=user_type.value if user_type is not None else None,
+            is_active=is_active,
+            password_hash=password_hash,
+            now=utcnow(),
+        )
+        if row is None:
+            raise UserNotFoundError(user_id)
+        if losing_admin or password_hash is not None:
+            await revoke_user_sessions(connection, user_id)
+    return Account.from_row(row)
+
+
+async def delete_user(user_id: int) -> None:
+    """Delete a user with their sessions and things; never the last active admin."""
+    if not 0 <= user_id <= MAX_ID:
+        raise UserNotFoundError(user_id)
+    async with db.transaction() as connection:
+        await _ensure_other_admin(connection, user_id)
+        if not await connection.execute(_DELETE, id=user_id):
+            raise UserNotFoundError(user_id)

@@ -1,0 +1,1 @@
+"""Security: credentials, who may call a view, CSRF, sign-in and rate limits."""

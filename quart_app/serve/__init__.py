@@ -1,0 +1,1 @@
+"""Serving: hypercorn's workers under a supervisor, and their access log."""

@@ -1,0 +1,1 @@
+"""The web layer: blueprints, error pages, response headers and the OpenAPI document."""
