@@ -19,14 +19,13 @@ from quart_app.data.accounts import (
     UsernameTakenError,
     all_users,
     count_active_admins,
-    create_user,
     find_user,
-    update_user,
 )
 from quart_app.data.db import db
 from quart_app.data.migrate import upgrade_database
 from quart_app.data.models import Account, UserType
 from quart_app.data.session_store import prune_sessions
+from quart_app.security.credentials import create_user, update_user
 
 T = TypeVar("T")
 

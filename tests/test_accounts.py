@@ -9,8 +9,10 @@ from uuid import uuid4
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quart_app.data.accounts import UsernameTakenError, create_user, find_user, username_key
+from quart_app.data.accounts import UsernameTakenError, find_user
 from quart_app.data.models import UserType
+from quart_app.data.usernames import username_key
+from quart_app.security.credentials import create_user
 from tests.helpers.apps import make_app
 from tests.helpers.services import reset_schema
 

@@ -1,24 +1,20 @@
-"""Creating, finding and changing users.
+"""Storing, finding and changing users.
 
-Passwords are hashed before a connection is taken; every change that must hold
-together (a new password and the end of the old sessions, the last-admin check and
-the change it allows) runs in one short transaction.
+Passwords arrive here already hashed (``security.credentials`` hashes them before a
+connection is taken); every change that must hold together (a new password and the
+end of the old sessions, the last-admin check and the change it allows) runs in one
+short transaction.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from quart_app.data.db import MAX_ID, Connection, ConstraintViolation, Query, Row, db, utcnow
-from quart_app.data.models import ACCOUNT_COLUMNS, USERNAME_PATTERN, Account, User, UserType
+from quart_app.data.models import ACCOUNT_COLUMNS, Account, User, UserType
 from quart_app.data.session_store import revoke_user_sessions
-from quart_app.security.passwords import passwords
-
-_USERNAME = re.compile(USERNAME_PATTERN)
+from quart_app.data.usernames import username_key, valid_username
 
 
 class UsernameTakenError(Exception):
@@ -26,7 +22,7 @@ class UsernameTakenError(Exception):
 
 
 class InvalidUsernameError(ValueError):
-    """The name breaks the username rule (``models.USERNAME_PATTERN``)."""
+    """The name breaks the username rule (``usernames.USERNAME_PATTERN``)."""
 
 
 class LastAdminError(Exception):
@@ -35,14 +31,6 @@ class LastAdminError(Exception):
 
 class UserNotFoundError(LookupError):
     """No user has this id (any more)."""
-
-
-@dataclass(frozen=True)
-class VerifiedAccount:
-    """An account whose password was just checked, with the hash it was checked against."""
-
-    account: Account
-    password_hash: str
 
 
 _FIND_BY_KEY = Query(
@@ -105,26 +93,18 @@ _REHASH = Query(
 _DELETE = Query(sql_delete(User).where(User.id == bindparam("id")))
 
 
-def username_key(username: str) -> str:
-    """The case-insensitive form of *username* used for uniqueness and look-ups."""
-    return username.strip().lower()
-
-
-def _valid_username(username: str) -> bool:
-    return _USERNAME.fullmatch(username.strip()) is not None
-
-
-async def _row_named(username: str) -> Row | None:
+async def find_credentials(username: str) -> Row | None:
+    """The row of the user called *username*, with its ``password_hash``, or ``None``."""
     # A name that breaks the username rule cannot exist, so it is not looked up: that
     # also keeps text no database can take (NUL, say) away from the query.
-    if not _valid_username(username):
+    if not valid_username(username):
         return None
     return await db.fetchrow(_FIND_BY_KEY, key=username_key(username))
 
 
 async def find_user(username: str) -> Account | None:
     """The user called *username*, in any letter case."""
-    row = await _row_named(username)
+    row = await find_credentials(username)
     return None if row is None else Account.from_row(row)
 
 
@@ -147,11 +127,12 @@ async def user_page(limit: int, offset: int) -> tuple[list[Account], int]:
     return [Account.from_row(row) for row in rows], total
 
 
-async def create_user(username: str, password: str, user_type: UserType = UserType.USER) -> Account:
+async def insert_user(
+    username: str, password_hash: str, user_type: UserType = UserType.USER
+) -> Account:
     """Store a new user; raise ``InvalidUsernameError`` or ``UsernameTakenError``."""
-    if not _valid_username(username):
+    if not valid_username(username):
         raise InvalidUsernameError(username)
-    password_hash = await passwords.hash(password)
     try:
         row = await db.fetchrow(
             _INSERT,
@@ -167,38 +148,23 @@ async def create_user(username: str, password: str, user_type: UserType = UserTy
     return Account.from_row(row)
 
 
-async def authenticate(username: str, password: str) -> VerifiedAccount | None:
-    """The active user with these credentials, else ``None``.
-
-    An unknown name costs one hash verification too, so timing does not reveal
-    which names exist. No connection is held while the hash is checked.
-    """
-    row = await _row_named(username)
-    password_hash: str | None = row["password_hash"] if row else None
-    if not await passwords.verify(password_hash, password):
-        return None
-    if row is None or password_hash is None or not row["is_active"]:
-        return None
-    if passwords.needs_rehash(password_hash):
-        new_hash = await passwords.hash(password)
-        # Only if the password was not changed meanwhile.
-        if await db.execute(
-            _REHASH, id=row["id"], old_hash=password_hash, new_hash=new_hash, now=utcnow()
-        ):
-            password_hash = new_hash
-    return VerifiedAccount(Account.from_row(row), password_hash)
+async def replace_password_hash(user_id: int, old_hash: str, new_hash: str) -> bool:
+    """Store *new_hash* for *user_id* unless the password was changed meanwhile."""
+    return bool(
+        await db.execute(_REHASH, id=user_id, old_hash=old_hash, new_hash=new_hash, now=utcnow())
+    )
 
 
-async def check_password(account: Account, password: str) -> str | None:
-    """The stored hash if *password* is *account*'s current password, else ``None``."""
-    row = await db.fetchrow(_PASSWORD_HASH, id=account.id)
-    password_hash: str | None = row["password_hash"] if row else None
-    return password_hash if await passwords.verify(password_hash, password) else None
+async def password_hash_of(user_id: int) -> str | None:
+    """The stored password hash of *user_id*, or ``None`` for no such user."""
+    row = await db.fetchrow(_PASSWORD_HASH, id=user_id)
+    return row["password_hash"] if row else None
 
 
-async def set_password(account: Account, password: str, *, keep_session: str | None = None) -> None:
+async def store_password_hash(
+    account: Account, password_hash: str, *, keep_session: str | None = None
+) -> None:
     """Change *account*'s password and end their other sessions, together."""
-    password_hash = await passwords.hash(password)
     async with db.transaction() as connection:
         await connection.execute(
             _UPDATE,
@@ -223,12 +189,12 @@ async def _ensure_other_admin(connection: Connection, user_id: int) -> None:
         raise LastAdminError(user_id)
 
 
-async def update_user(
+async def change_user(
     user_id: int,
     *,
     user_type: UserType | None = None,
     is_active: bool | None = None,
-    password: str | None = None,
+    password_hash: str | None = None,
 ) -> Account:
     """Apply an admin's changes to user *user_id*; return the changed account.
 
@@ -238,7 +204,6 @@ async def update_user(
     """
     if not 0 <= user_id <= MAX_ID:
         raise UserNotFoundError(user_id)
-    password_hash = await passwords.hash(password) if password is not None else None
     losing_admin = (user_type is not None and user_type != UserType.ADMIN) or is_active is False
     async with db.transaction() as connection:
         if losing_admin:

@@ -31,10 +31,6 @@ class SessionKind(StrEnum):
     TOKEN = "token"  # noqa: S105 - a label, not a password
 
 
-# What a username may be: ASCII, so that lower-casing is the same on every backend.
-USERNAME_PATTERN = r"[A-Za-z0-9_.-]{3,32}"
-
-
 class User(Base):
     """A person who can sign in."""
 

@@ -16,10 +16,10 @@ from quart.typing import ResponseReturnValue
 from quart_auth import login_required
 from quart_babel import _
 
+from quart_app.http.api_errors import is_api_request, json_error
+from quart_app.http.declared import errors, needs_credentials
 from quart_app.security.auth import current_user
 from quart_app.security.safe_redirects import login_url_for_current_request
-from quart_app.web.errors import is_api_request, json_error
-from quart_app.web.openapi import errors, needs_credentials
 
 P = ParamSpec("P")
 T = TypeVar("T")

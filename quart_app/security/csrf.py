@@ -17,7 +17,8 @@ import secrets
 from quart import Quart, abort, current_app, request, session
 from werkzeug.exceptions import UnsupportedMediaType
 
-from quart_app.web.errors import NOT_JSON, is_api_request, request_has_body
+from quart_app.http.api_errors import is_api_request
+from quart_app.http.bodies import NOT_JSON, request_has_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_FIELD = "csrf_token"

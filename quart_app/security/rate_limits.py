@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from werkzeug.exceptions import RequestEntityTooLarge, ServiceUnavailable
 
-from quart_app.data.accounts import username_key
+from quart_app.data.usernames import username_key
 from quart_app.upstream.rate_limiter import (
     add_limit_headers,
     check_limits,

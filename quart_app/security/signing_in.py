@@ -11,10 +11,10 @@ from datetime import datetime
 
 from quart_auth import login_user, logout_user
 
-from quart_app.data.accounts import VerifiedAccount
 from quart_app.data.models import SessionKind
 from quart_app.data.session_store import revoke_session, start_session
 from quart_app.security.auth import SessionUser, app_auth, current_user
+from quart_app.security.credentials import VerifiedAccount
 from quart_app.security.csrf import rotate_csrf_token
 
 

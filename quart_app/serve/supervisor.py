@@ -267,4 +267,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
     )
     return Supervisor(config).run()
-

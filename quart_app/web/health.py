@@ -11,7 +11,7 @@ from quart_schema import document_response
 from sqlalchemy import literal, select
 
 from quart_app.data.db import Query, db
-from quart_app.web.openapi import uses_database
+from quart_app.http.declared import uses_database
 from quart_app.web.schemas import HealthOut, ReadyOut
 
 bp = Blueprint("health", __name__)

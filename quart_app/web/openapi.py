@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from quart import Quart
 from quart_rate_limiter import QUART_RATE_LIMITER_LIMITS_ATTRIBUTE
-from quart_schema import OpenAPIProvider, QuartSchema, document_response, security_scheme
+from quart_schema import OpenAPIProvider, QuartSchema
 from quart_schema.openapi import QUART_SCHEMA_SECURITY_ATTRIBUTE
 from quart_schema.typing import Model
 from quart_schema.validation import (
@@ -27,15 +26,12 @@ from quart_schema.validation import (
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
 from quart_app.data.db import MAX_ID
+from quart_app.http.api_errors import API_PREFIX, WWW_AUTHENTICATE
+from quart_app.http.declared import BEARER, COOKIE, NoContent, declared_errors, declares_database
 from quart_app.security.csrf import SAFE_METHODS
 from quart_app.upstream import quart_schema as upstream_quart_schema
-from quart_app.web.errors import API_PREFIX, WWW_AUTHENTICATE
 from quart_app.web.schemas import Error
 
-F = TypeVar("F", bound=Callable[..., object])
-
-BEARER = "bearerAuth"
-COOKIE = "cookieAuth"
 API_DESCRIPTION = (
     'Every answer is JSON, errors included: {"error": "..."}. '
     "Authenticate with a token from POST /api/tokens (`Authorization: Bearer <token>`) or "
@@ -43,9 +39,6 @@ API_DESCRIPTION = (
     "requests must be same-origin (Sec-Fetch-Site, or Origin) and their bodies "
     "application/json."
 )
-
-_DECLARED_ERRORS = "_quart_app_declared_errors"
-_USES_DATABASE = "_quart_app_uses_database"
 
 _RETRY_AFTER = {
     "description": "Seconds to wait before retrying.",
@@ -98,52 +91,13 @@ ERROR_RESPONSES = {
 }
 
 
-class NoContent(BaseModel):
-    """No Content"""
-
-
-def needs_credentials(view: F) -> F:
-    """Document that *view* needs a bearer token or the auth cookie (so 401 and 503).
-
-    Views use ``access.signed_in`` or ``access.admin_required``, which enforce what this
-    documents.
-    """
-    return security_scheme([{BEARER: []}, {COOKIE: []}])(view)
-
-
-def errors(*statuses: int) -> Callable[[F], F]:
-    """Document error *statuses* that *view*'s own code answers (``abort``).
-
-    Only what ``error_statuses`` cannot tell from the route itself: a 409, an
-    admins-only 403, a sign-in's 401.
-    """
-
-    def decorator(view: F) -> F:
-        declared: frozenset[int] = getattr(view, _DECLARED_ERRORS, frozenset())
-        setattr(view, _DECLARED_ERRORS, declared | frozenset(statuses))
-        return view
-
-    return decorator
-
-
-def uses_database(view: F) -> F:
-    """Document that *view* reads or writes the database even when it takes no credentials."""
-    setattr(view, _USES_DATABASE, True)
-    return view
-
-
-def no_content(view: F) -> F:
-    """Document a 204 answer with no body."""
-    return document_response(NoContent, 204)(view)
-
-
 def error_statuses(rule: Rule, method: str, view: Callable[..., object]) -> set[int]:
     """Every error status *method* on *rule* can answer, from what the route is."""
-    statuses = set(getattr(view, _DECLARED_ERRORS, ()))
+    statuses = set(declared_errors(view))
     if getattr(view, QUART_SCHEMA_SECURITY_ATTRIBUTE, None):
         # Credentials are checked against the session table.
         statuses |= {401, 503}
-    if getattr(view, _USES_DATABASE, False):
+    if declares_database(view):
         statuses.add(503)
     if hasattr(view, QUART_RATE_LIMITER_LIMITS_ATTRIBUTE):
         # The limiter's store may be out of reach (rate_limits.py).

@@ -8,8 +8,9 @@ from quart_babel import _
 from quart_rate_limiter import rate_limit
 from quart_schema import hide
 
-from quart_app.data.accounts import all_users, authenticate
+from quart_app.data.accounts import all_users
 from quart_app.security.access import admin_required, signed_in
+from quart_app.security.credentials import authenticate
 from quart_app.security.rate_limits import SIGN_IN_LIMITS
 from quart_app.security.safe_redirects import safe_next
 from quart_app.security.signing_in import sign_in, sign_out

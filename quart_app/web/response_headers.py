@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from quart import Quart, Response, request
 
-from quart_app.web.errors import read_unread_body
+from quart_app.http.bodies import read_unread_body
 from quart_app.web.i18n import mark_language
 from quart_app.web.request_id import stamp
 from quart_app.web.security_headers import harden

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from pydantic.config import JsonDict
 from pydantic.json_schema import SkipJsonSchema
 
-from quart_app.data.models import USERNAME_PATTERN
+from quart_app.data.usernames import USERNAME_PATTERN
 
 # Text stored or looked up in the database: no control characters (PostgreSQL cannot
 # store NUL, and none belongs in a name or a title).

@@ -11,9 +11,9 @@ from quart.typing import TestClientProtocol
 from werkzeug.datastructures import Headers
 
 from quart_app import create_app
-from quart_app.data.accounts import create_user
 from quart_app.data.db import Query, Row, db
 from quart_app.data.models import UserType
+from quart_app.security.credentials import create_user
 
 AUTH_COOKIE = "quart_app_auth"
 

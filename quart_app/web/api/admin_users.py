@@ -10,15 +10,14 @@ from quart_app.data.accounts import (
     LastAdminError,
     UsernameTakenError,
     UserNotFoundError,
-    create_user,
     delete_user,
     get_user,
-    update_user,
     user_page,
 )
 from quart_app.data.models import Account, UserType
+from quart_app.http.declared import errors, no_content
 from quart_app.security.access import admin_required
-from quart_app.web.openapi import errors, no_content
+from quart_app.security.credentials import create_user, update_user
 from quart_app.web.schemas import (
     CreatedHeaders,
     PageQuery,

@@ -6,14 +6,14 @@ from quart import Blueprint, Response, abort
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
-from quart_app.data.accounts import authenticate, check_password, set_password
 from quart_app.data.models import SessionKind
 from quart_app.data.session_store import revoke_session
+from quart_app.http.declared import errors, no_content, uses_database
 from quart_app.security.access import signed_in
 from quart_app.security.auth import current_user
+from quart_app.security.credentials import authenticate, check_password, set_password
 from quart_app.security.rate_limits import SIGN_IN_LIMITS
 from quart_app.security.signing_in import issue_token, sign_in, sign_out
-from quart_app.web.openapi import errors, no_content, uses_database
 from quart_app.web.schemas import Credentials, PasswordChange, TokenOut, UserEnvelope, UserOut
 
 bp = Blueprint("sessions", __name__)

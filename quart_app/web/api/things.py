@@ -9,9 +9,9 @@ from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
 from quart_app.data.db import MAX_ID, Query, Row, db, utcnow
 from quart_app.data.models import Thing, User
+from quart_app.http.declared import errors, no_content
 from quart_app.security.access import signed_in
 from quart_app.security.auth import current_user
-from quart_app.web.openapi import errors, no_content
 from quart_app.web.schemas import (
     CreatedHeaders,
     PageQuery,
