@@ -22,9 +22,11 @@ from quart import Quart
 from sqlalchemy import bindparam, insert
 
 from quart_app import create_app
-from quart_app.data.db import Query, db, utcnow
+from quart_app.data.base import utcnow
+from quart_app.data.database import db
 from quart_app.data.migrate import upgrade_database
 from quart_app.data.models import Thing
+from quart_app.data.statements import Query
 from quart_app.security.credentials import authenticate, create_user
 from quart_app.security.signing_in import issue_token
 

@@ -36,7 +36,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from bench.flask_things import sync_database_url
-from quart_app.data.db import Base, build_engine
+from quart_app.data.base import Base
+from quart_app.data.database import build_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

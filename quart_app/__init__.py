@@ -12,7 +12,7 @@ from quart import Quart
 from quart_app import cli
 from quart_app.config import DEFAULTS, check_secret_key, load_environment
 from quart_app.data import session_store
-from quart_app.data.db import db
+from quart_app.data.database import db
 from quart_app.http import framing
 from quart_app.security import auth, csrf, rate_limits
 from quart_app.security.passwords import passwords

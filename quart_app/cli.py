@@ -21,7 +21,7 @@ from quart_app.data.accounts import (
     count_active_admins,
     find_user,
 )
-from quart_app.data.db import db
+from quart_app.data.database import db
 from quart_app.data.migrate import upgrade_database
 from quart_app.data.models import Account, UserType
 from quart_app.data.session_store import prune_sessions

@@ -10,9 +10,11 @@ import pytest
 from quart import Quart
 from sqlalchemy import bindparam, select, update
 
-from quart_app.data.db import Query, db, utcnow
+from quart_app.data.base import utcnow
+from quart_app.data.database import db
 from quart_app.data.models import AuthSession
 from quart_app.data.session_store import hash_session_id
+from quart_app.data.statements import Query
 from quart_app.security.auth import AppAuth, app_auth
 from tests.helpers.apps import (
     AUTH_COOKIE,

@@ -14,7 +14,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import update
 
-from quart_app.data.db import build_engine, utcnow
+from quart_app.data.base import utcnow
+from quart_app.data.database import build_engine
 from quart_app.data.models import AuthSession
 from tests.chromium import inline_script_runs, open_tab
 from tests.helpers.live import ADMIN_LIVE_PASSWORD, create_live_user

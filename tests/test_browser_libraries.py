@@ -16,7 +16,7 @@ import pytest
 from playwright.async_api import Browser
 from sqlalchemy import select
 
-from quart_app.data.db import build_engine
+from quart_app.data.database import build_engine
 from quart_app.data.models import AuthSession, Thing
 from tests.chromium import Tab, inline_script_runs, open_tab
 from tests.helpers.live import SQLITE_ONLY, create_live_user

@@ -32,8 +32,10 @@ from sqlalchemy import (
     update,
 )
 
-from quart_app.data.db import READ_HERE_SECONDS, MissingParameter, Query, Row, db
+from quart_app.data.database import db
 from quart_app.data.models import Thing, User, UserType
+from quart_app.data.sqlite import READ_HERE_SECONDS
+from quart_app.data.statements import MissingParameter, Query, Row
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
 

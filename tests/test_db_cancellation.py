@@ -28,8 +28,9 @@ from quart import Quart
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import make_url
 
-from quart_app.data.db import Query, db
+from quart_app.data.database import db
 from quart_app.data.models import Thing, UserType
+from quart_app.data.statements import Query
 from tests.helpers.apps import add_user, make_app
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,

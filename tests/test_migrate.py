@@ -20,7 +20,8 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from quart_app.data.db import Base, build_engine
+from quart_app.data.base import Base
+from quart_app.data.database import build_engine
 from quart_app.data.migrate import (
     ForeignKeysBroken,
     alembic_config,

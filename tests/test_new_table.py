@@ -33,9 +33,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from quart_app.data.db import Base, Query, UTCDateTime, build_engine, db, utcnow
+from quart_app.data.base import Base, UTCDateTime, utcnow
+from quart_app.data.database import build_engine, db
 from quart_app.data.migrate import upgrade_database
 from quart_app.data.models import NEVER_REUSE_IDS, User, UserType
+from quart_app.data.statements import Query
 from quart_app.security.access import signed_in
 from quart_app.security.auth import current_user
 from quart_app.web.schemas import Strict
@@ -44,7 +46,7 @@ from tests.helpers.services import reset_schema
 
 
 class NotesBase(DeclarativeBase):
-    """Stands in for ``quart_app.db.Base``: the same naming convention, its own tables."""
+    """Stands in for ``quart_app.data.base.Base``: the same naming convention, its own tables."""
 
     metadata = MetaData(naming_convention=Base.metadata.naming_convention)
 

@@ -20,7 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from quart_app.config import DEFAULTS
-from quart_app.data.db import MAX_ID, build_engine
+from quart_app.data.base import MAX_ID
+from quart_app.data.database import build_engine
 from quart_app.data.models import UserType
 from quart_app.web.schemas import Error
 from tests.helpers.apps import (

@@ -27,7 +27,7 @@ from quart import Quart
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from quart_app.data.db import build_engine
+from quart_app.data.database import build_engine
 from quart_app.data.models import UserType
 from tests.helpers.apps import ADMIN_PASSWORD, USER_PASSWORD, Client, add_user, make_app
 from tests.helpers.services import reset_schema

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from quart_app.data.db import build_engine
+from quart_app.data.database import build_engine
 from quart_app.data.models import Thing
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,

@@ -11,9 +11,12 @@ from __future__ import annotations
 from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
-from quart_app.data.db import MAX_ID, Connection, ConstraintViolation, Query, Row, db, utcnow
+from quart_app.data.base import MAX_ID, utcnow
+from quart_app.data.database import db
 from quart_app.data.models import ACCOUNT_COLUMNS, Account, User, UserType
+from quart_app.data.pool import Connection, ConstraintViolation
 from quart_app.data.session_store import revoke_user_sessions
+from quart_app.data.statements import Query, Row
 from quart_app.data.usernames import username_key, valid_username
 
 

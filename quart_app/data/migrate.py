@@ -12,7 +12,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from quart_app.data.db import build_engine, db
+from quart_app.data.database import build_engine, db
 
 FIRST_REVISION = "0001"
 

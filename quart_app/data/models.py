@@ -9,7 +9,8 @@ from enum import StrEnum
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from quart_app.data.db import Base, Row, UTCDateTime, utcnow
+from quart_app.data.base import Base, UTCDateTime, utcnow
+from quart_app.data.statements import Row
 
 # SQLite's AUTOINCREMENT: a deleted row's id is never handed out again, so a stale
 # Location (/api/things/7 after thing 7 was deleted) never names a newer row. Without it

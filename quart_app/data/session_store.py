@@ -18,8 +18,11 @@ from datetime import datetime, timedelta
 from quart import Quart, current_app
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 
-from quart_app.data.db import Connection, DatabaseUnavailable, Query, db, utcnow
+from quart_app.data.base import utcnow
+from quart_app.data.database import db
 from quart_app.data.models import ACCOUNT_COLUMNS, Account, AuthSession, SessionKind, User
+from quart_app.data.pool import Connection, DatabaseUnavailable
+from quart_app.data.statements import Query
 
 
 def hash_session_id(session_id: str) -> str:

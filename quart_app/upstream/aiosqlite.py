@@ -5,7 +5,7 @@ the connection is awaited. When connecting fails (a missing directory, a file th
 not a database), aiosqlite tells that thread to stop and raises, without waiting for
 it. If the event loop closes before the thread has stopped, the thread's last answer
 goes to the closed loop and it dies with "Event loop is closed" (an unhandled thread
-exception, an error under pytest). ``db._SQLitePool._open`` therefore waits for the
+exception, an error under pytest). ``data.sqlite.SQLitePool._open`` therefore waits for the
 thread with ``join_worker_thread`` before raising. aiosqlite has no public way to
 wait for it (omnilib/aiosqlite#387 asks for ``Connection.join()``); once it has one,
 ``tests/test_upstream.py`` fails, and this module goes.

@@ -10,7 +10,7 @@ from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from quart_app.data.db import DatabaseUnavailable
+from quart_app.data.pool import DatabaseUnavailable
 from quart_app.http.api_errors import api_error_response, is_api_request
 from quart_app.http.bodies import JSONRequest
 from quart_app.security.safe_redirects import login_url_for_current_request

@@ -10,7 +10,8 @@ from quart.typing import ResponseReturnValue
 from quart_schema import document_response
 from sqlalchemy import literal, select
 
-from quart_app.data.db import Query, db
+from quart_app.data.database import db
+from quart_app.data.statements import Query
 from quart_app.http.declared import uses_database
 from quart_app.web.schemas import HealthOut, ReadyOut
 

@@ -25,7 +25,7 @@ from quart_schema.validation import (
 )
 from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
-from quart_app.data.db import MAX_ID
+from quart_app.data.base import MAX_ID
 from quart_app.http.api_errors import API_PREFIX, WWW_AUTHENTICATE
 from quart_app.http.declared import BEARER, COOKIE, NoContent, declared_errors, declares_database
 from quart_app.security.csrf import SAFE_METHODS

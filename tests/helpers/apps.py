@@ -11,8 +11,9 @@ from quart.typing import TestClientProtocol
 from werkzeug.datastructures import Headers
 
 from quart_app import create_app
-from quart_app.data.db import Query, Row, db
+from quart_app.data.database import db
 from quart_app.data.models import UserType
+from quart_app.data.statements import Query, Row
 from quart_app.security.credentials import create_user
 
 AUTH_COOKIE = "quart_app_auth"

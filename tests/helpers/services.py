@@ -8,7 +8,8 @@ import socket
 import pytest
 from sqlalchemy import text
 
-from quart_app.data.db import Base, build_engine
+from quart_app.data.base import Base
+from quart_app.data.database import build_engine
 
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

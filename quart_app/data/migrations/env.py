@@ -12,7 +12,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from quart_app.data.db import Base
+from quart_app.data.base import Base
 from quart_app.data.migrate import check_foreign_keys, migration_engine
 from quart_app.data.models import AuthSession, Thing, User  # noqa: F401 - registers the tables
 

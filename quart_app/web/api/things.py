@@ -7,8 +7,10 @@ from quart.typing import ResponseTypes
 from quart_schema import document_response, validate_querystring, validate_request
 from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
-from quart_app.data.db import MAX_ID, Query, Row, db, utcnow
+from quart_app.data.base import MAX_ID, utcnow
+from quart_app.data.database import db
 from quart_app.data.models import Thing, User
+from quart_app.data.statements import Query, Row
 from quart_app.http.declared import errors, no_content
 from quart_app.security.access import signed_in
 from quart_app.security.auth import current_user

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from quart_app.data.db import UTCDateTime
+from quart_app.data.base import UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None
