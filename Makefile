@@ -40,6 +40,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The browser tests' jQuery and axios, from the npm registry as tests/js/package-lock.json
 # locks them; reinstalled only when the lockfile changes.
