@@ -113,7 +113,18 @@ async def test_demotion_applies_on_the_next_request(
     assert (await deputy.get("/api/admin/users")).status_code == 200
     demoted = await other.patch(f"/api/admin/users/{deputy_id}", json={"user_type": "user"})
     assert demoted.status_code == 200
-    assert (await deputy.get("/api/admin/users")).status_code in {401, 403}
+    # Demotion ends the deputy's sessions (accounts.change_user): the old cookie no
+    # longer names anyone, so the answer is the anonymous one, a 401 with its challenge.
+    refused = await deputy.get("/api/admin/users")
+    assert refused.status_code == 401
+    assert await refused.get_json() == {"error": "Admin access is required"}
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="quart_app"'
+    # Signed in again, the deputy is a plain user: known, and refused with a 403.
+    again = await signed_in_client(app, Account(deputy_id, "deputy", "deputy-password"))
+    forbidden = await again.get("/api/admin/users")
+    assert forbidden.status_code == 403
+    assert await forbidden.get_json() == {"error": "Admin access is required"}
+    assert "WWW-Authenticate" not in forbidden.headers
 
 
 @pytest.mark.parametrize(
