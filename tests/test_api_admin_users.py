@@ -6,8 +6,20 @@ from typing import Any
 
 import pytest
 from quart import Quart
+from sqlalchemy import select
 
-from tests.helpers.apps import Account, Client, signed_in_client
+from quart_app.data.models import AuthSession, Thing, User
+from quart_app.data.statements import Row
+from tests.helpers.apps import Account, Client, signed_in_client, stored
+
+
+async def everything_stored(app: Quart) -> dict[str, list[Row]]:
+    """Every row of every table, in a fixed order: what a refused request must not change."""
+    return {
+        "users": await stored(app, select(User).order_by(User.id)),
+        "sessions": await stored(app, select(AuthSession).order_by(AuthSession.id_hash)),
+        "things": await stored(app, select(Thing).order_by(Thing.id)),
+    }
 
 
 async def test_list_users(admin_client: Client, user: Account) -> None:
@@ -108,17 +120,32 @@ async def test_empty_or_null_changes_are_422(
 
 @pytest.mark.parametrize("change", [{"user_type": "user"}, {"is_active": False}])
 async def test_the_last_admin_cannot_be_demoted_or_deactivated(
-    admin_client: Client, admin: Account, change: dict[str, object]
+    app: Quart, admin_client: Client, admin: Account, user: Account, change: dict[str, object]
 ) -> None:
+    before = await everything_stored(app)
     response = await admin_client.patch(f"/api/admin/users/{admin.id}", json=change)
     assert response.status_code == 409
     assert await response.get_json() == {"error": "This would leave no active admin"}
+    # Still an active admin, with the session that asked: nothing was changed or revoked.
+    assert await everything_stored(app) == before
+    assert [(row["user_type"], row["is_active"]) for row in before["users"]] == [
+        ("admin", True),
+        ("user", True),
+    ]
     assert (await admin_client.get("/api/admin/users")).status_code == 200
 
 
-async def test_the_last_admin_cannot_be_deleted(admin_client: Client, admin: Account) -> None:
+async def test_the_last_admin_cannot_be_deleted(
+    app: Quart, admin_client: Client, admin: Account, user: Account
+) -> None:
+    await admin_client.post("/api/things", json={"title": "the admin's"})
+    before = await everything_stored(app)
+    assert [row["owner_id"] for row in before["things"]] == [admin.id]
     response = await admin_client.delete(f"/api/admin/users/{admin.id}")
     assert response.status_code == 409
+    assert await response.get_json() == {"error": "This would leave no active admin"}
+    # The admin, their session and their things are all still stored, unchanged.
+    assert await everything_stored(app) == before
     assert (await admin_client.get(f"/api/admin/users/{admin.id}")).status_code == 200
 
 

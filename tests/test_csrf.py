@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 from quart import Quart
+from sqlalchemy import select
 
-from tests.helpers.apps import Account, Client, bearer_headers, form_token, signed_in_client
+from quart_app.data.models import AuthSession, Thing
+from tests.helpers.apps import (
+    Account,
+    Client,
+    bearer_headers,
+    form_token,
+    signed_in_client,
+    stored,
+)
 
 OWN_ORIGIN = "http://localhost"
 
@@ -107,17 +116,27 @@ async def test_a_bodiless_cookie_delete_must_still_be_same_origin(
     app: Quart, user_client: Client, headers: dict[str, str]
 ) -> None:
     created = await (await user_client.post("/api/things", json={"title": "keep"})).get_json()
+    things_before = await stored(app, select(Thing))
     refused = await app.test_client().delete(
         f"/api/things/{created['id']}",
         headers={"Cookie": cookie_header(user_client), "Origin": "https://evil.example", **headers},
     )
     assert refused.status_code == 403
+    assert await refused.get_json() == {"error": "The request's origin could not be verified"}
+    assert await stored(app, select(Thing)) == things_before
+    assert [row["id"] for row in things_before] == [created["id"]]
     assert (await user_client.get(f"/api/things/{created['id']}")).status_code == 200
 
 
 async def test_cookie_logout_cannot_be_forced_cross_site(app: Quart, user_client: Client) -> None:
+    sessions_before = await stored(app, select(AuthSession))
+    assert [row["revoked_at"] for row in sessions_before] == [None]
     response = await user_client.post("/api/logout", headers={"Sec-Fetch-Site": "cross-site"})
     assert response.status_code == 403
+    assert await response.get_json() == {"error": "Cross-site request refused"}
+    # The session is not revoked, and the browser is not told to drop its cookie.
+    assert await stored(app, select(AuthSession)) == sessions_before
+    assert "Set-Cookie" not in response.headers
     assert (await user_client.get("/api/me")).status_code == 200
 
 
