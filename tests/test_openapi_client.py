@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from quart_app.security.rate_limits import SIGN_IN_LIMITS, submitted_username
 from tests.helpers.live import ADMIN_LIVE_PASSWORD
 
 pytestmark = pytest.mark.live
@@ -191,7 +194,14 @@ async def sign_in_errors(generated: Generated, anonymous: Any, base_url: str) ->
             break
         parsed(answer, 401, models.Error)
     parsed(answer, 429, models.Error)
-    assert int(answer.headers["Retry-After"]) >= 0
+    # GCRA (quart-rate-limiter): a refused attempt may retry once one attempt's share of
+    # the username limit's period has passed since the tenth, so Retry-After is whole
+    # seconds from 1 to period / count (6).
+    retry_after = answer.headers["Retry-After"]
+    assert re.fullmatch("[0-9]+", retry_after), retry_after
+    by_username = SIGN_IN_LIMITS[0]
+    assert by_username.key_function is submitted_username
+    assert 1 <= int(retry_after) <= math.ceil(by_username.inverse) == 6
 
 
 async def cookie_sign_in_and_out(generated: Generated, base_url: str) -> None:
