@@ -6,9 +6,8 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,11 @@ from sqlalchemy import (
 
 from quart_app.data.database import db
 from quart_app.data.models import Thing, User, UserType
-from quart_app.data.sqlite import READ_HERE_SECONDS
+from quart_app.data.sqlite import SQLiteConnection, SQLitePool
 from quart_app.data.statements import MissingParameter, Query, Row
 from tests.helpers.apps import Account, Client, add_user, bearer_headers, make_app
 from tests.helpers.services import reset_schema
+from tests.helpers.waiting import eventually
 
 _ONE = Query(select(literal(1).label("one")))
 
@@ -100,11 +100,19 @@ async def test_a_freed_connection_goes_to_the_request_that_waited_longest(
             served.append(n)
             await connection.fetch(_ONE)
 
+    async with app.app_context():
+        places = db.pool._places
+
+    def in_line() -> int:
+        return len(places._waiters or ())
+
     holder = asyncio.create_task(hold())
+    await eventually(places.locked, what="the holder to take the one place")
     waiting = []
     for n in range(10):
         waiting.append(asyncio.create_task(use(n)))
-        await asyncio.sleep(0.01)  # each joins the line in turn
+        # Each joins the line in turn.
+        await eventually(lambda: in_line() == len(waiting), what=f"request {n} in line")
     freed.set()
     latecomers = [asyncio.create_task(use(n)) for n in range(10, 20)]
     await asyncio.wait_for(asyncio.gather(holder, *waiting, *latecomers), 30)
@@ -190,52 +198,106 @@ async def sqlite_app(tmp_path: Path) -> AsyncIterator[tuple[Quart, Path]]:
         yield app, path
 
 
+@dataclass
+class ReadPaths:
+    """Where each read of an app's SQLite pool ran, in order (see ``read_paths``)."""
+
+    taken: list[str] = field(default_factory=list)
+    # Set: every read on the loop's thread finds the database busy.
+    busy_here: bool = False
+    # Set once a read has started on a pooled connection.
+    pooled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def read_paths(sqlite_app: tuple[Quart, Path], monkeypatch: pytest.MonkeyPatch) -> ReadPaths:
+    """Records where each read of ``sqlite_app`` runs: ``"here"`` (on the loop's thread),
+    ``"here refused: <error>"`` (interrupted or busy there, so handed on) or
+    ``"pooled"`` (on an aiosqlite connection of the pool)."""
+    app, _path = sqlite_app
+    async with app.app_context():
+        pool = db.pool
+    assert isinstance(pool, SQLitePool)
+    paths = ReadPaths()
+    read_here = pool._read_here
+    pooled_rows = SQLiteConnection._rows
+
+    def spied_read_here(query: Query[Any], params: Mapping[str, Any]) -> list[Row]:
+        try:
+            if paths.busy_here:
+                # What the loop's reader (it waits for no lock) raises when busy.
+                raise sqlite3.OperationalError("database is locked")
+            rows = read_here(query, params)
+        except sqlite3.OperationalError as error:
+            paths.taken.append(f"here refused: {error}")
+            raise
+        paths.taken.append("here")
+        return rows
+
+    async def spied_rows(
+        connection: SQLiteConnection, query: Query[Any], params: Mapping[str, Any]
+    ) -> list[Row]:
+        paths.taken.append("pooled")
+        paths.pooled.set()
+        return await pooled_rows(connection, query, params)
+
+    monkeypatch.setattr(pool, "_read_here", spied_read_here)
+    monkeypatch.setattr(SQLiteConnection, "_rows", spied_rows)
+    return paths
+
+
 async def test_a_long_read_leaves_the_loop_free_and_still_answers(
-    sqlite_app: tuple[Quart, Path],
+    sqlite_app: tuple[Quart, Path], read_paths: ReadPaths
 ) -> None:
     """A read past READ_HERE_SECONDS is interrupted and finished on a pooled connection,
     so other requests of the worker go on meanwhile."""
     app, _path = sqlite_app
-    gaps: list[float] = []
-    reading = True
+    finished: list[str] = []
 
-    async def tick() -> None:
-        last = time.perf_counter()
-        while reading:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+    async def read(query: Query[Row], name: str) -> list[Row]:
+        rows = await db.fetch(query)
+        finished.append(name)
+        return rows
 
-    ticker = asyncio.create_task(tick())
-    started = time.perf_counter()
     async with app.app_context():
-        row = await db.fetchrow(_counting_to(1_000_000))
-    took = time.perf_counter() - started
-    reading = False
-    await ticker
-    assert row == {"total": 1_000_000}
-    assert took > 10 * READ_HERE_SECONDS  # long enough to show the difference
-    assert gaps, "the loop never ran while the read did"
-    assert max(gaps) < took / 2
+        long_read = asyncio.create_task(read(_counting_to(1_000_000), "long"))
+        # Tried on the loop's thread first, and interrupted there.
+        await eventually(lambda: read_paths.taken, what="the long read to start")
+        assert read_paths.taken[0] == "here refused: interrupted"
+        async with asyncio.timeout(30):
+            await read_paths.pooled.wait()
+            # While the long read runs on its pooled connection, another read of the
+            # worker runs on the loop's thread, and answers first.
+            assert await read(_USERNAMES, "short") == [{"username": "alice"}]
+            assert await long_read == [{"total": 1_000_000}]
+    assert read_paths.taken == ["here refused: interrupted", "pooled", "here"]
+    assert finished == ["short", "long"]
 
 
+@pytest.mark.parametrize("path", ["here", "pooled"])
 async def test_a_read_does_not_see_or_wait_for_an_uncommitted_write(
     sqlite_app: tuple[Quart, Path],
+    read_paths: ReadPaths,
+    path: str,
 ) -> None:
-    app, path = sqlite_app
-    writer = sqlite3.connect(path, isolation_level=None)
+    """Both read paths read the last commit without waiting for the writer's lock."""
+    app, path_to_file = sqlite_app
+    read_paths.busy_here = path == "pooled"
+    writer = sqlite3.connect(path_to_file, isolation_level=None)
     try:
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("UPDATE users SET username = 'mallory'")
-        async with app.app_context():
-            rows = await asyncio.wait_for(db.fetch(_USERNAMES), 1)
+        # A read that waited for the lock would take the statement timeout (5 s), then fail.
+        async with app.app_context(), asyncio.timeout(2.5):
+            rows = await db.fetch(_USERNAMES)
         assert rows == [{"username": "alice"}]
         writer.execute("COMMIT")
         async with app.app_context():
             assert await db.fetch(_USERNAMES) == [{"username": "mallory"}]
     finally:
         writer.close()
+    one_read = {"here": ["here"], "pooled": ["here refused: database is locked", "pooled"]}
+    assert read_paths.taken == one_read[path] * 2
 
 
 # --- what an error says: an outage (503) or a fault of the code (500) -------------------
