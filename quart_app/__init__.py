@@ -4,31 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hypercorn.middleware import ProxyFixMiddleware
-from quart import Quart
-
-from quart_app import cli
-from quart_app.config import DEFAULTS, check_secret_key, load_environment
-from quart_app.data import session_store
-from quart_app.data.database import db
-from quart_app.http import framing
-from quart_app.security import auth, csrf, rate_limits
-from quart_app.security.passwords import passwords
-from quart_app.upstream.quart import App
-from quart_app.web import (
-    cookie_session,
-    errors,
-    health,
-    i18n,
-    openapi,
-    pages,
-    response_headers,
-    routing,
-    seed,
-)
-from quart_app.web.api import bp as api_bp
+if TYPE_CHECKING:
+    from quart import Quart
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Quart:
@@ -37,6 +16,31 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     Every extension with settings (quart-auth, the rate limiter, quart-schema) is built
     here for this app alone, so apps built in one process never share settings.
     """
+    # Imported here, as in Flask's tutorial: `python -m quart_app.serve` imports this
+    # package, and its supervisor needs none of the app (its workers import it).
+    from hypercorn.middleware import ProxyFixMiddleware
+
+    from quart_app import cli
+    from quart_app.config import DEFAULTS, check_secret_key, load_environment
+    from quart_app.data import session_store
+    from quart_app.data.database import db
+    from quart_app.http import framing
+    from quart_app.security import auth, csrf, rate_limits
+    from quart_app.security.passwords import passwords
+    from quart_app.upstream.quart import App
+    from quart_app.web import (
+        cookie_session,
+        errors,
+        health,
+        i18n,
+        openapi,
+        pages,
+        response_headers,
+        routing,
+        seed,
+    )
+    from quart_app.web.api import bp as api_bp
+
     app = App(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
     load_environment(app)

@@ -5,6 +5,7 @@ The plain helpers the tests import live in tests/helpers/.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +32,7 @@ from tests.helpers.services import (
     IN_CI,
     POSTGRES_URL,
     REDIS_URL,
+    create_worker_database,
     postgres_answers,
     reset_schema,
     skip_or_fail,
@@ -43,6 +45,11 @@ pytest_plugins = ["tests.chromium"]
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.register_profile("dev", deadline=None)
 settings.load_profile("ci" if IN_CI else "dev")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker starts on a PostgreSQL database of its own."""
+    asyncio.run(create_worker_database())
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -123,9 +130,14 @@ async def server_env(
 
 
 @pytest.fixture
-def server(server_env: dict[str, str], tmp_path: Path) -> Iterator[LiveServer]:
-    """One live server (its log is ``tmp_path / "hypercorn.log"``)."""
-    with hypercorn_process(server_env, tmp_path, "hypercorn") as live:
+def server(
+    request: pytest.FixtureRequest, server_env: dict[str, str], tmp_path: Path
+) -> Iterator[LiveServer]:
+    """One live server (its log is ``tmp_path / "hypercorn.log"``); one worker, or as many
+    as ``@pytest.mark.workers(n)`` asks."""
+    marker = request.node.get_closest_marker("workers")
+    workers = int(marker.args[0]) if marker else 1
+    with hypercorn_process(server_env, tmp_path, "hypercorn", workers=workers) as live:
         yield live
 
 

@@ -303,6 +303,8 @@ async def _hang_up(port: int, request: bytes, after: float, rudely: bool, cut: i
 
 @pytest.mark.live
 @pytest.mark.server_env(QUART_RATE_LIMIT_ENABLED="false")
+# Two workers, as production: on SQLite a transaction left open in one blocks the other's.
+@pytest.mark.workers(2)
 async def test_clients_hanging_up_mid_request_never_wedge_writes(
     base_url: str, server: LiveServer, server_env: dict[str, str], tmp_path: Path
 ) -> None:

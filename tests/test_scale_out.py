@@ -30,8 +30,8 @@ async def instances(
 ) -> AsyncIterator[tuple[str, str]]:
     env = await prepare_server_env(postgres_url, tmp_path, QUART_RATE_LIMIT_STORAGE_URL=redis_url)
     with (
-        hypercorn_process(env, tmp_path, "instance-a") as a,
-        hypercorn_process(env, tmp_path, "instance-b") as b,
+        hypercorn_process(env, tmp_path, "instance-a", workers=2) as a,
+        hypercorn_process(env, tmp_path, "instance-b", workers=2) as b,
     ):
         await asyncio.gather(wait_until_serving(a), wait_until_serving(b))
         yield a.url, b.url

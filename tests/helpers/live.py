@@ -20,11 +20,19 @@ import httpx
 import pytest
 import trustme
 
+from quart_app.config import DEFAULTS
+from quart_app.data.database import db
+from quart_app.data.migrate import upgrade_database
+from quart_app.data.models import UserType
+from quart_app.security.credentials import create_user
+from tests.helpers.apps import TEST_CONFIG, make_app
 from tests.helpers.services import reset_schema
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ADMIN_LIVE_PASSWORD = "live-admin-password"
 STARTUP_SECONDS = 30
+# hypercorn.toml's workers, for the servers that stand in for production.
+PRODUCTION_WORKERS = 2
 
 # For live tests whose subject is not the database: one server, on SQLite.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -41,8 +49,12 @@ def free_port() -> int:
 
 
 async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> dict[str, str]:
-    """Environment for live servers on an empty, migrated database with an admin."""
-    await reset_schema(database_url, create=False)
+    """Environment for live servers on an empty, migrated database with an admin.
+
+    Migrated and seeded in this process, as ``init-db`` does (tests/test_cli.py runs the
+    command itself): a subprocess would import the whole stack for it. The servers hash
+    at the tests' cheap argon2 costs unless *extra* sets them.
+    """
     env = dict(os.environ)
     env.update(
         QUART_SECRET_KEY="live-test-secret-" * 3,
@@ -50,18 +62,27 @@ async def prepare_server_env(database_url: str, workdir: Path, **extra: str) -> 
         QUART_AUTH_COOKIE_SECURE="false",
         QUART_SESSION_COOKIE_SECURE="false",
         ADMIN_PASSWORD=ADMIN_LIVE_PASSWORD,
-        **extra,
     )
-    init = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "quart", "--app", "quart_app", "init-db"),
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(init.communicate(), timeout=60)
-    assert init.returncode == 0, stderr.decode()
-    assert "Created 'admin'" in stdout.decode()
+    if not any(name.startswith("QUART_ARGON2_") for name in extra):
+        # A test that sets one cost wants production's for the others.
+        env.update(
+            QUART_ARGON2_TIME_COST=str(TEST_CONFIG["ARGON2_TIME_COST"]),
+            QUART_ARGON2_MEMORY_COST=str(TEST_CONFIG["ARGON2_MEMORY_COST"]),
+        )
+    env.update(extra)
+    await reset_schema(database_url, create=False)
+    # The admin's hash at the server's costs, as init-db on the server's machine makes it.
+    costs = {
+        name: int(env.get(f"QUART_{name}", DEFAULTS[name]))
+        for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_COST")
+    }
+    app = make_app(database_url, **costs)
+    async with app.app_context():
+        try:
+            await upgrade_database()
+            await create_user("admin", ADMIN_LIVE_PASSWORD, UserType.ADMIN)
+        finally:
+            await db.close()
     return env
 
 
@@ -99,15 +120,23 @@ class LiveServer:
 
 @contextmanager
 def hypercorn_process(
-    env: dict[str, str], workdir: Path, name: str, certificate: ServerCertificate | None = None
+    env: dict[str, str],
+    workdir: Path,
+    name: str,
+    certificate: ServerCertificate | None = None,
+    *,
+    workers: int = 1,
 ) -> Iterator[LiveServer]:
     """Serve on a free port, the output in ``<workdir>/<name>.log``; stop the server after.
 
-    With a *certificate* it serves TLS (HTTP/2 or HTTP/1.1, as the client offers).
+    With a *certificate* it serves TLS (HTTP/2 or HTTP/1.1, as the client offers). One
+    worker unless the test is about workers: each one imports the whole app.
     """
     port = free_port()
     log_path = workdir / f"{name}.log"
-    command = server_command("quart_app.serve", "quart_app.asgi:app", port)
+    command = server_command(
+        "quart_app.serve", "quart_app.asgi:app", port, "--workers", str(workers)
+    )
     verify: ssl.SSLContext | bool
     url, verify = f"http://127.0.0.1:{port}", True
     if certificate is not None:
@@ -173,7 +202,8 @@ def production_server(workdir: Path) -> Iterator[LiveServer]:
     """
     url = f"sqlite+aiosqlite:///{workdir / 'app.sqlite3'}"
     env = asyncio.run(prepare_server_env(url, workdir))
-    with hypercorn_process(env, workdir, "hypercorn") as server:
+    # As production runs: hypercorn.toml's workers.
+    with hypercorn_process(env, workdir, "hypercorn", workers=PRODUCTION_WORKERS) as server:
         asyncio.run(wait_until_serving(server))
         yield server
 

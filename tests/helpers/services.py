@@ -5,17 +5,30 @@ from __future__ import annotations
 import os
 import socket
 
+import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from quart_app.data.base import Base
 from quart_app.data.database import build_engine
 
-POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI") == "true"
+# Under pytest-xdist each worker (gw0, gw1, ...) has a PostgreSQL database and a Redis
+# database of its own, so workers never see each other's rows or keys.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_WORKER_NUMBER = int(_WORKER.removeprefix("gw")) if _WORKER else 0
+
+_BASE_POSTGRES_URL = make_url(
+    os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+)
+POSTGRES_URL = _BASE_POSTGRES_URL.set(
+    database=f"{_BASE_POSTGRES_URL.database}_{_WORKER}" if _WORKER else _BASE_POSTGRES_URL.database
+).render_as_string(hide_password=False)
+
+_BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_redis_server, _, _redis_database = _BASE_REDIS_URL.rpartition("/")
+# Counting down from the given database: 15, 14, ... for gw0, gw1, ...
+REDIS_URL = f"{_redis_server}/{int(_redis_database) - _WORKER_NUMBER}"
 
 
 def postgres_answers() -> bool:
@@ -45,3 +58,21 @@ async def reset_schema(url: str, *, create: bool = True) -> None:
                 await connection.run_sync(Base.metadata.create_all)
     finally:
         await engine.dispose()
+
+
+async def create_worker_database() -> None:
+    """Create this xdist worker's PostgreSQL database, if it does not exist yet."""
+    if not _WORKER or not postgres_answers():
+        return
+    url = make_url(POSTGRES_URL)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
+    )
+    try:
+        exists = await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", url.database
+        )
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{url.database}"')
+    finally:
+        await connection.close()
