@@ -16,7 +16,8 @@ its next minor release.
 - ``hypercorn``: fixes to hypercorn's HTTP/2 streams and to h11's header parsing.
 - ``quart_schema``: quart-schema's ``TypeAdapter`` and its ``make_response`` wrapper.
 
-One more workaround stays with the code it belongs to: ``quart_app.serve``'s
-supervisor replaces hypercorn's (worker deaths, SIGTERM while draining); its docstring
-names the bugs, and the table in ``docs/architecture.md`` registers it too.
+One more workaround stays with the code it belongs to: the supervisor in
+``quart_app.serve.supervisor`` replaces hypercorn's (worker deaths, SIGTERM while
+draining); its docstring names the bugs, and the table in ``docs/architecture.md``
+registers it too.
 """

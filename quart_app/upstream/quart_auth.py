@@ -1,7 +1,7 @@
 """quart-auth: a copy of its token check, and where it keeps the request's user.
 
 ``QuartAuth.load_token`` (copied into ``verify_token``)
-    ``auth.AppAuth.load_token`` remembers the tokens whose signature checked out:
+    ``security.auth.AppAuth.load_token`` remembers the tokens whose signature checked out:
     checking one takes about 130 Python calls (3% of an authenticated read), and a
     client sends the same token on every request. To judge a remembered token's expiry
     as quart-auth does, it needs the time the token was signed, which quart-auth's
@@ -12,7 +12,7 @@
     ``tests/test_upstream.py`` pins the upstream function's source and compares both
     on valid, expired, forged and fallback-key tokens.
 
-``QuartAuth.after_request`` (skipped in ``auth.AppAuth`` while ``user_untouched``)
+``QuartAuth.after_request`` (skipped in ``security.auth.AppAuth`` while ``user_untouched``)
     quart-auth writes or clears the auth cookie after every request, resolving the
     request's user to do so. It changes the cookie only for a user whose ``action`` is
     not ``PASS``, and such a user is on ``g`` under ``attribute_name`` (``load_user``,

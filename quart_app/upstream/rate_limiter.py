@@ -2,7 +2,7 @@
 
 ``RateLimiter._before_request``, ``_after_request``, ``_before_serving``, ``_after_serving``
     ``RateLimiter.init_app`` registers the four as hooks of the app, both request hooks
-    for every request. ``rate_limits.AppRateLimiter`` registers the serving hooks
+    for every request. ``security.rate_limits.AppRateLimiter`` registers the serving hooks
     itself (``serving_hooks``) and runs the request hooks only on the few routes that
     have limits (``check_limits`` before the view, ``add_limit_headers`` after it), so
     every other request skips working out its view's limits and an after-request hook.
@@ -11,7 +11,7 @@
     a limit is spent, and ``_after_request`` adds the ``RateLimit-*`` headers.
 
 ``RedisStore._redis``
-    The store's client, set by ``before_serving``. ``rate_limits.ExpiringRedisStore``
+    The store's client, set by ``before_serving``. ``security.rate_limits.ExpiringRedisStore``
     uses it to store a key with an expiry (upstream's ``set`` keeps every key
     forever) and to close it with ``aclose`` (upstream's ``after_serving`` calls
     redis-py's deprecated ``close``, a ``DeprecationWarning``).
