@@ -788,7 +788,7 @@ def test_every_upstream_module_and_test_is_in_the_registry() -> None:
     for module in sorted((PACKAGE / "upstream").glob("*.py")):
         if module.name != "__init__.py":
             assert f"`upstream/{module.name}`" in registry, f"{module.name} is not registered"
-    assert "`serve.py`" in registry
+    assert "`serve/supervisor.py`" in registry
     named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", registry)
     assert named
     for path, name in named:

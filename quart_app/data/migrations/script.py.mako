@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from quart_app.db import UTCDateTime  # noqa: F401 - autogenerate renders it
+from quart_app.data.base import UTCDateTime  # noqa: F401 - autogenerate renders it
 ${imports if imports else ""}
 
 revision: str = ${repr(up_revision)}
