@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,12 @@ async def test_a_migration_that_leaves_broken_foreign_keys_commits_nothing(
             await upgrade_database()
         assert await current_revision() == "0002"
     assert sqlite_schema(path) == schema
+
+
+def test_the_migration_template_imports_what_it_renders() -> None:
+    """A migration written by ``alembic revision`` imports the app's column types."""
+    template = (files("quart_app.data") / "migrations" / "script.py.mako").read_text()
+    imports = [line for line in template.splitlines() if line.startswith("from quart_app")]
+    assert imports
+    for line in imports:
+        exec(line.split("#")[0], {})  # noqa: S102 - the template's own import lines
