@@ -6,7 +6,8 @@ that says nothing). ``eventually`` is for async tests and takes a plain or an as
 condition; ``wait_until`` is its twin for sync code.
 
 A condition holds when it returns a truthy value, which is handed back: ``eventually``
-can wait for a row, a log line or a response as well as for ``True``. After *within*
+can wait for a row, a log line or a response as well as for ``True`` (a condition may
+return ``None`` for "not yet": the value handed back is typed without it). After *within*
 seconds without it the wait fails with ``NeverHappened`` (an ``AssertionError``),
 naming *what* was awaited and the last value seen. Exceptions of the types in
 *ignoring* count as "not yet" (a server not listening yet refuses connections); the
@@ -42,7 +43,7 @@ def _failure(
 
 @overload
 async def eventually(
-    condition: Callable[[], Awaitable[T]],
+    condition: Callable[[], Awaitable[T | None]],
     *,
     within: float = WITHIN,
     every: float = EVERY,
@@ -53,7 +54,7 @@ async def eventually(
 
 @overload
 async def eventually(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     within: float = WITHIN,
     every: float = EVERY,
@@ -98,7 +99,7 @@ async def eventually(
 
 
 def wait_until(
-    condition: Callable[[], T],
+    condition: Callable[[], T | None],
     *,
     within: float = WITHIN,
     every: float = EVERY,
