@@ -42,6 +42,7 @@ from tests.helpers.live import (
     wait_until_serving,
 )
 from tests.helpers.services import reset_schema
+from tests.helpers.waiting import NeverHappened, eventually
 
 _ADD = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
 _ADD_RETURNING = Query(
@@ -145,18 +146,24 @@ async def _locks_held(url: str) -> list[str]:
     connection = await asyncpg.connect(
         make_url(url).set(drivername="postgresql").render_as_string(False)
     )
+    idle = 0
+
+    async def none_idle_in_a_transaction() -> bool:
+        nonlocal idle
+        idle = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+        )
+        return not idle
+
     try:
-        for _ in range(40):  # a terminated backend takes a moment to notice
-            idle = await connection.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
-            )
-            if not idle:
-                return []
-            await asyncio.sleep(0.05)
+        # A terminated backend takes a moment to notice.
+        await eventually(none_idle_in_a_transaction, within=2)
+    except NeverHappened:
         return [f"{idle} PostgreSQL session(s) idle in a transaction"]
     finally:
         await connection.close()
+    return []
 
 
 @pytest.fixture
@@ -267,8 +274,8 @@ async def test_a_cancellation_while_waiting_for_a_place_leaves_nothing_behind(
                 await asyncio.sleep(0.05)
 
         holders = [asyncio.create_task(hold()) for _ in range(2)]
-        await asyncio.sleep(0.01)  # both holders have their place
-        assert db.pool.in_use == 2
+        # Both holders have their place (each keeps it for 0.05 s: checked at every turn).
+        await eventually(lambda: db.pool.in_use == 2, within=1, every=0, what="both held")
         return holders
 
     points = await _every_cancellation(subject, "transaction", fresh=False, others=hold_both)

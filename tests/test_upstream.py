@@ -67,6 +67,7 @@ from quart_app.upstream.rate_limiter import (
 )
 from tests.helpers.live import free_port, wait_until_listening
 from tests.helpers.services import REDIS_URL
+from tests.helpers.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "quart_app"
@@ -622,11 +623,9 @@ class H2Client:
 
 async def until_reached(app: HeldApp, count: int) -> None:
     """Wait (up to 10 s) until *count* requests have reached the app, and a little more."""
-    for _ in range(100):
-        if len(app.paths) >= count:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.2)  # for any the server would let through after those
+    await eventually(lambda: len(app.paths) >= count, what=f"{count} requests at the app")
+    # A quiet spell, not a condition: any the server would let through after those.
+    await asyncio.sleep(0.2)
 
 
 async def burst_over_the_limit(app: HeldApp, port: int, seconds: float = 10) -> H2Client:
