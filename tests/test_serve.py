@@ -272,6 +272,7 @@ async def test_workers_left_without_their_supervisor_drain_and_exit(
             await client.get("/healthz")
 
 
+@pytest.mark.live
 def test_workers_that_cannot_start_stop_the_instance_with_status_1(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "QUART_SECRET_KEY"}
     process = subprocess.Popen(
