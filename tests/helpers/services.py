@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import sqlite3
+import tempfile
+from contextlib import closing
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -48,7 +54,14 @@ def skip_or_fail(reason: str, *, required: bool = IN_CI) -> None:
 
 
 async def reset_schema(url: str, *, create: bool = True) -> None:
-    """Drop every table at *url*, then (unless *create* is false) create them again."""
+    """Drop every table at *url*, then (unless *create* is false) create them again.
+
+    The schema is built once per process and backend. After that, an empty schema is a
+    copy of a SQLite template file, or a TRUNCATE of the PostgreSQL tables while the
+    schema is still the one built (a test that migrated or altered it gets a rebuild).
+    """
+    if create and await _emptied_in_place(url):
+        return
     engine = build_engine(url)
     try:
         async with engine.begin() as connection:
@@ -58,6 +71,86 @@ async def reset_schema(url: str, *, create: bool = True) -> None:
                 await connection.run_sync(Base.metadata.create_all)
     finally:
         await engine.dispose()
+    if create and url.startswith("postgresql"):
+        _built_schemas[url] = await _postgres_schema(url)
+
+
+# A PostgreSQL database's schema as reset_schema built it, to tell when a test changed it.
+_built_schemas: dict[str, str] = {}
+_SQLITE_TEMPLATE = Path(tempfile.gettempdir()) / f"quart_app-schema-{os.getpid()}.sqlite3"
+
+_SCHEMA_OF = """
+    SELECT string_agg(part, ',' ORDER BY part) FROM (
+        SELECT table_name || '.' || column_name || ':' || data_type || ':' || is_nullable
+            || ':' || coalesce(column_default, '') AS part
+        FROM information_schema.columns WHERE table_schema = 'public'
+        UNION ALL SELECT indexdef FROM pg_indexes WHERE schemaname = 'public'
+        UNION ALL SELECT conname || ':' || pg_get_constraintdef(oid) FROM pg_constraint
+            WHERE connamespace = 'public'::regnamespace
+    ) AS schema
+"""
+
+
+async def _postgres_connection(url: str) -> asyncpg.Connection:
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+    )
+
+
+async def _postgres_schema(url: str) -> str:
+    connection = await _postgres_connection(url)
+    try:
+        return str(await connection.fetchval(_SCHEMA_OF))
+    finally:
+        await connection.close()
+
+
+def _is_new_file(path: Path) -> bool:
+    return bool(path.name) and not path.exists()
+
+
+def _copy_sqlite_template(path: Path) -> None:
+    with closing(sqlite3.connect(_SQLITE_TEMPLATE)) as template:
+        # One file to copy: the write-ahead log folded into it.
+        template.execute("PRAGMA journal_mode=DELETE")
+    shutil.copyfile(_SQLITE_TEMPLATE, path)
+
+
+async def _emptied_in_place(url: str) -> bool:
+    """Empty the schema at *url* without rebuilding it, when it is the one built."""
+    if url.startswith("sqlite"):
+        path = Path(make_url(url).database or "")
+        if not _is_new_file(path):
+            return False
+        if not _is_new_file(_SQLITE_TEMPLATE):
+            _copy_sqlite_template(path)
+            return True
+        atexit.register(_SQLITE_TEMPLATE.unlink, missing_ok=True)
+        engine = build_engine(f"sqlite+aiosqlite:///{_SQLITE_TEMPLATE}")
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(Base.metadata.create_all)
+        finally:
+            await engine.dispose()
+        _copy_sqlite_template(path)
+        return True
+    built = _built_schemas.get(url)
+    if built is None:
+        return False
+    connection = await _postgres_connection(url)
+    try:
+        if await connection.fetchval(_SCHEMA_OF) != built:
+            return False
+        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+        await connection.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        return True
+    finally:
+        await connection.close()
 
 
 async def create_worker_database() -> None:
