@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import re
+import subprocess
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,27 +46,63 @@ LIBRARY_FILES = {
 }
 # Where a page finds the scripts a test serves it: a path of the page's own origin.
 TEST_SCRIPTS = "/__test__/"
+_DEVTOOLS = re.compile(r"DevTools listening on (ws://\S+)")
 # How long a test waits for a page's script to log what it should: a bound, not a measure.
 LOG_WAIT_SECONDS = 30
 
 
-@pytest.fixture
-def chromium() -> Path:
-    """The Chromium binary; skips (fails where the browser is required) without it."""
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One headless Chromium for the session (each xdist worker's): its DevTools endpoint.
+
+    Skips (fails where the browser is required) without it. Each test connects to it
+    and works in contexts of its own (``browser``), so no cookie or storage crosses tests.
+    """
     if not CHROMIUM.exists():
         skip_or_fail(f"{CHROMIUM} is not installed (apt-get install chromium)", required=REQUIRED)
-    return CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    process = subprocess.Popen(
+        [
+            str(CHROMIUM),
+            "--headless=new",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            *CHROMIUM_ARGS,
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        endpoint = None
+        for line in process.stderr:
+            found = _DEVTOOLS.search(line)
+            if found:
+                endpoint = found.group(1)
+                break
+        assert endpoint is not None, f"Chromium exited with {process.wait(timeout=5)}"
+        # Keep reading its output, so a full pipe never blocks the browser.
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 @pytest.fixture
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    """A headless Chromium for the test."""
+async def browser(chromium: str) -> AsyncIterator[Browser]:
+    """The session's Chromium, connected for the test; the contexts it opens close after."""
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS
-        )
-        yield launched
-        await launched.close()
+        connected = await playwright.chromium.connect_over_cdp(chromium)
+        yield connected
+        await connected.close()
 
 
 @dataclass
