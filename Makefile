@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST_PORT := http://127.0.0.1:8080/
 
-.PHONY: run test lint screenshot bench install clean
+.PHONY: run test test-fast lint screenshot bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,19 @@ $(JS_DEPS): tests/js/package-lock.json
 	cd tests/js && npm ci --ignore-scripts --no-audit --no-fund
 	touch $@
 
+# More workers than cores: much of the suite waits on live servers, sockets and timeouts.
+# Each worker has its own PostgreSQL and Redis database (tests/helpers/services.py);
+# --dist loadscope keeps a module's tests on one worker, so a module-scoped server
+# starts once.
+TEST_WORKERS ?= 4
+
 test: lint $(JS_DEPS)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+
+# The inner loop, under a minute: no live server, no browser, no mypy.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 3 -m "not live and not browser"
 
 # Redraws the README's picture, docs/ajax.png, from the browser test; make test never does.
 screenshot: $(VENV)/.installed-test

@@ -75,8 +75,10 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert process.stderr is not None
+    # Keeps reading its output once the endpoint is known, so a full pipe never blocks it.
+    drain = threading.Thread(target=process.stderr.read, daemon=True)
     try:
-        assert process.stderr is not None
         endpoint = None
         for line in process.stderr:
             found = _DEVTOOLS.search(line)
@@ -84,8 +86,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 endpoint = found.group(1)
                 break
         assert endpoint is not None, f"Chromium exited with {process.wait(timeout=5)}"
-        # Keep reading its output, so a full pipe never blocks the browser.
-        threading.Thread(target=process.stderr.read, daemon=True).start()
+        drain.start()
         yield endpoint
     finally:
         process.terminate()
@@ -94,6 +95,9 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        if drain.is_alive():
+            drain.join(timeout=10)  # the pipe ends with the browser
+        process.stderr.close()
 
 
 @pytest.fixture
