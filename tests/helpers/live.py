@@ -27,6 +27,7 @@ from quart_app.data.models import UserType
 from quart_app.security.credentials import create_user
 from tests.helpers.apps import TEST_CONFIG, make_app
 from tests.helpers.services import reset_schema
+from tests.helpers.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ADMIN_LIVE_PASSWORD = "live-admin-password"
@@ -210,30 +211,34 @@ def production_server(workdir: Path) -> Iterator[LiveServer]:
 
 async def wait_until_listening(port: int) -> None:
     """Return once something accepts connections on 127.0.0.1:*port* (30 s at most)."""
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.1)
-        else:
-            writer.close()
-            return
-    pytest.fail("hypercorn did not start listening within 30 s")
+
+    async def accepts() -> bool:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        return True
+
+    await eventually(
+        accepts, within=STARTUP_SECONDS, every=0.1, ignoring=(OSError,), what="hypercorn listening"
+    )
 
 
 async def wait_until_serving(server: LiveServer) -> None:
-    """Return once /healthz answers; fail with the server's log if it never does."""
+    """Return once /healthz answers; fail with the server's log if it exits first."""
     async with httpx.AsyncClient(base_url=server.url, verify=server.verify) as client:
-        for _ in range(STARTUP_SECONDS * 10):
+
+        async def healthy() -> bool:
             if server.process.poll() is not None:
                 output = server.log_path.read_text()
                 pytest.fail(f"hypercorn exited with {server.process.returncode}:\n{output}")
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    pytest.fail(f"hypercorn did not answer within {STARTUP_SECONDS}s")
+            return (await client.get("/healthz")).status_code == 200
+
+        await eventually(
+            healthy,
+            within=STARTUP_SECONDS,
+            every=0.1,
+            ignoring=(httpx.TransportError,),
+            what=f"/healthz of {server.url}",
+        )
 
 
 async def token_for(client: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
