@@ -1,4 +1,5 @@
-"""The tables (users, their sign-in sessions, their things) and the user record views read."""
+"""The tables (users, their sign-in sessions, their things, the log of changes to them) and
+the user record views read."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from quart_app.data.base import Base, UTCDateTime, utcnow
@@ -94,6 +95,25 @@ class Thing(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     owner: Mapped[User] = relationship(back_populates="things")
+
+
+class Event(Base):
+    """One change to a user's things, kept so a live stream can replay what it missed.
+
+    Its id is the stream's ``id:``. Ids are handed out in the order the changes commit
+    (``data.events.append_event``), so everything up to an id seen has been seen.
+    """
+
+    __tablename__ = "events"
+    # Serves a stream's replay: the user's events after the last id it saw, in order.
+    __table_args__ = (Index("ix_events_user_id_id", "user_id", "id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The JSON of the REST answer for the change (for a deletion, the id alone).
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # The user's columns a view may show; never the password hash.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint, Response, abort, jsonify, make_response, url_for
 from quart.typing import ResponseTypes
 from quart_schema import document_response, validate_querystring, validate_request
@@ -9,6 +11,13 @@ from sqlalchemy import String, bindparam, delete, func, insert, select, update
 
 from quart_app.data.base import MAX_ID, utcnow
 from quart_app.data.database import db
+from quart_app.data.events import (
+    THING_CREATED,
+    THING_DELETED,
+    THING_UPDATED,
+    append_event,
+    logged_transaction,
+)
 from quart_app.data.models import Thing, User
 from quart_app.data.statements import Query, Row
 from quart_app.http.declared import errors, no_content
@@ -92,10 +101,10 @@ def _existing_id(thing_id: int) -> int:
     return thing_id
 
 
-def _thing_json(row: Row | None) -> Response:
+def _thing_body(row: Row | None) -> dict[str, Any]:
     if row is None:
         abort(404, NOT_FOUND)
-    return jsonify(ThingOut.model_validate(row).model_dump(mode="json"))
+    return ThingOut.model_validate(row).model_dump(mode="json")
 
 
 @bp.get("")
@@ -124,14 +133,18 @@ async def list_things(query_args: PageQuery) -> tuple[Response, dict[str, str]]:
 @validate_request(ThingCreate)
 async def create_thing(data: ThingCreate) -> ResponseTypes:
     """Store a new thing: 201, its JSON, and ``Location`` pointing at it."""
-    row = await db.fetchrow(
-        _CREATE, owner_id=_owner_id(), title=data.title, done=data.done, now=utcnow()
-    )
-    if row is None:
-        abort(409, "Your account was deleted while this request ran")
+    owner_id = _owner_id()
+    async with logged_transaction() as connection:
+        row = await connection.fetchrow(
+            _CREATE, owner_id=owner_id, title=data.title, done=data.done, now=utcnow()
+        )
+        if row is None:
+            abort(409, "Your account was deleted while this request ran")
+        thing = _thing_body(row)
+        await append_event(connection, user_id=owner_id, kind=THING_CREATED, body=thing)
     # The seed's make_response(jsonify(data), 201), plus the Location a 201 should carry.
-    response = await make_response(_thing_json(row), 201)
-    response.headers["Location"] = url_for("api.things.get_thing", thing_id=row["id"])
+    response = await make_response(jsonify(thing), 201)
+    response.headers["Location"] = url_for("api.things.get_thing", thing_id=thing["id"])
     return response
 
 
@@ -141,7 +154,7 @@ async def create_thing(data: ThingCreate) -> ResponseTypes:
 async def get_thing(thing_id: int) -> Response:
     """One of the user's things."""
     row = await db.fetchrow(_GET, id=_existing_id(thing_id), owner_id=_owner_id())
-    return _thing_json(row)
+    return jsonify(_thing_body(row))
 
 
 @bp.patch(ONE_THING)
@@ -150,15 +163,19 @@ async def get_thing(thing_id: int) -> Response:
 @validate_request(ThingUpdate)
 async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
     """Change the title and/or the done flag of one of the user's things."""
-    row = await db.fetchrow(
-        _UPDATE,
-        id=_existing_id(thing_id),
-        owner_id=_owner_id(),
-        title=data.title,
-        done=data.done,
-        now=utcnow(),
-    )
-    return _thing_json(row)
+    owner_id = _owner_id()
+    async with logged_transaction() as connection:
+        row = await connection.fetchrow(
+            _UPDATE,
+            id=_existing_id(thing_id),
+            owner_id=owner_id,
+            title=data.title,
+            done=data.done,
+            now=utcnow(),
+        )
+        thing = _thing_body(row)
+        await append_event(connection, user_id=owner_id, kind=THING_UPDATED, body=thing)
+    return jsonify(thing)
 
 
 @bp.delete(ONE_THING)
@@ -166,6 +183,9 @@ async def update_thing(thing_id: int, data: ThingUpdate) -> Response:
 @no_content
 async def delete_thing(thing_id: int) -> Response:
     """Delete one of the user's things: 204, no body."""
-    if not await db.execute(_DELETE, id=_existing_id(thing_id), owner_id=_owner_id()):
-        abort(404, NOT_FOUND)
+    owner_id = _owner_id()
+    async with logged_transaction() as connection:
+        if not await connection.execute(_DELETE, id=_existing_id(thing_id), owner_id=owner_id):
+            abort(404, NOT_FOUND)
+        await append_event(connection, user_id=owner_id, kind=THING_DELETED, body={"id": thing_id})
     return Response(status=204)

@@ -1,0 +1,115 @@
+"""The event log (quart_app/data/events.py): one event per change, with the change, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from quart import Quart
+from sqlalchemy import select, text
+
+from quart_app.data.events import append_event, events_after, logged_transaction
+from quart_app.data.models import Thing, UserType
+from tests.helpers.apps import Account, Client, add_user, make_app, signed_in_client, stored
+from tests.helpers.services import reset_schema
+from tests.helpers.waiting import eventually
+
+_WAITING_FOR_AN_ADVISORY_LOCK = text(
+    "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+async def logged(app: Quart, user: Account) -> list[tuple[str, object]]:
+    """*user*'s events as (kind, body), oldest first."""
+    async with app.app_context():
+        rows = await events_after(user.id, 0, 1000)
+    return [(row.kind, json.loads(row.body)) for row in rows]
+
+
+async def test_each_change_logs_one_event_with_the_answer_it_gave(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    created = await user_client.post("/api/things", json={"title": "Buy milk"})
+    thing = await created.get_json()
+    updated = await user_client.patch(f"/api/things/{thing['id']}", json={"done": True})
+    deleted = await user_client.delete(f"/api/things/{thing['id']}")
+    assert [created.status_code, updated.status_code, deleted.status_code] == [201, 200, 204]
+    assert await logged(app, user) == [
+        ("thing.created", thing),
+        ("thing.updated", await updated.get_json()),
+        ("thing.deleted", {"id": thing["id"]}),
+    ]
+
+
+async def test_refused_changes_and_reads_log_nothing(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    other = await add_user(app, "bob", "bob-password-1", UserType.USER)
+    bobs = await signed_in_client(app, other)
+    thing = await (await bobs.post("/api/things", json={"title": "Bob's"})).get_json()
+    answers = [
+        await user_client.patch(f"/api/things/{thing['id']}", json={"done": True}),
+        await user_client.delete(f"/api/things/{thing['id']}"),
+        await user_client.patch("/api/things/999999", json={"title": "nothing"}),
+        await user_client.post("/api/things", json={"title": ""}),
+        await user_client.get("/api/things"),
+    ]
+    assert [answer.status_code for answer in answers] == [404, 404, 404, 422, 200]
+    assert await logged(app, user) == []
+    # Bob's stream has his one change, and nobody else's.
+    assert await logged(app, other) == [("thing.created", thing)]
+
+
+async def test_a_change_whose_event_cannot_be_logged_is_not_made(
+    app: Quart, user_client: Client
+) -> None:
+    # The event's insert fails inside the write's transaction: its table is gone.
+    await stored(app, text("DROP TABLE events"))
+    answer = await user_client.post("/api/things", json={"title": "Lost?"})
+    assert answer.status_code == 500
+    assert await stored(app, select(Thing.id)) == []
+
+
+async def test_a_users_events_become_visible_in_id_order(postgres_url: str) -> None:
+    """PostgreSQL hands out ids at insert, not at commit: without the log's lock a
+    reader could see event 2 before event 1 commits, move past 1 and never see it.
+    One user here; the lock is the log's, so the same holds across users."""
+    await reset_schema(postgres_url)
+    app = make_app(postgres_url)
+    async with app.test_app():
+        user = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        first_logged, finish_first = asyncio.Event(), asyncio.Event()
+
+        async def first() -> None:
+            async with app.app_context(), logged_transaction() as connection:
+                await append_event(connection, user_id=user.id, kind="thing.created", body={})
+                first_logged.set()
+                await finish_first.wait()
+
+        async def second() -> None:
+            await first_logged.wait()
+            async with app.app_context(), logged_transaction() as connection:
+                await append_event(connection, user_id=user.id, kind="thing.updated", body={})
+
+        async def second_waits_for_the_log_lock() -> bool:
+            waiting = await stored(app, _WAITING_FOR_AN_ADVISORY_LOCK)
+            return bool(waiting[0].n)
+
+        first_task = asyncio.create_task(first())
+        second_task = asyncio.create_task(second())
+        await first_logged.wait()
+        await eventually(
+            lambda: second_task.done() or second_waits_for_the_log_lock(),
+            within=10,
+            what="the second append committed, or waiting for the first",
+        )
+        async with app.app_context():
+            seen_meanwhile = [row.id for row in await events_after(user.id, 0, 10)]
+        finish_first.set()
+        await asyncio.gather(first_task, second_task)
+        async with app.app_context():
+            in_the_end = [row.id for row in await events_after(user.id, 0, 10)]
+    assert len(in_the_end) == 2
+    # What a reader saw was everything up to its newest id: nothing was skipped.
+    assert seen_meanwhile == in_the_end[: len(seen_meanwhile)]
