@@ -101,18 +101,15 @@ async def test_a_freed_connection_goes_to_the_request_that_waited_longest(
             await connection.fetch(_ONE)
 
     async with app.app_context():
-        places = db.pool._places
-
-    def in_line() -> int:
-        return len(places._waiters or ())
+        pool = db.pool
 
     holder = asyncio.create_task(hold())
-    await eventually(places.locked, what="the holder to take the one place")
+    await eventually(lambda: pool.in_use == 1, what="the holder to take the one place")
     waiting = []
     for n in range(10):
         waiting.append(asyncio.create_task(use(n)))
         # Each joins the line in turn.
-        await eventually(lambda: in_line() == len(waiting), what=f"request {n} in line")
+        await eventually(lambda: pool.waiting == len(waiting), what=f"request {n} in line")
     freed.set()
     latecomers = [asyncio.create_task(use(n)) for n in range(10, 20)]
     await asyncio.wait_for(asyncio.gather(holder, *waiting, *latecomers), 30)

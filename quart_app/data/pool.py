@@ -109,7 +109,9 @@ class Pool(ABC):
         self._idle: deque[Any] = deque()
         self._opened: set[Any] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        # Places taken, and requests in line for one (tests and operators read them).
         self.in_use = 0
+        self.waiting = 0
 
     @abstractmethod
     async def _open(self) -> Any:
@@ -137,11 +139,14 @@ class Pool(ABC):
     async def _take(self) -> Any:
         """A place in the pool, in turn, then a connection: idle, or opened now."""
         if self._places.locked():
+            self.waiting += 1
             try:
                 async with asyncio.timeout(self.timeouts.pool):
                     await self._places.acquire()
             except TimeoutError as error:
                 raise DatabaseUnavailable("no database connection was free") from error
+            finally:
+                self.waiting -= 1
         else:
             await self._places.acquire()  # a free place: no wait
         self.in_use += 1
