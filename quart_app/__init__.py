@@ -22,7 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
 
     from quart_app import cli
     from quart_app.config import DEFAULTS, check_secret_key, load_environment
-    from quart_app.data import session_store
+    from quart_app.data import events, session_store
     from quart_app.data.database import db
     from quart_app.http import framing
     from quart_app.security import auth, csrf, rate_limits
@@ -65,6 +65,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     # routing errors, CSRF refusals and rate limits all answer before it.
     auth.init_app(app)
     session_store.init_app(app)
+    events.init_app(app)
     response_headers.init_app(app)
     cli.init_app(app)
 

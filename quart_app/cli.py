@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
-from quart import Quart
+from quart import Quart, current_app
 from quart.cli import ScriptInfo
 
 from quart_app.data.accounts import (
@@ -22,6 +22,7 @@ from quart_app.data.accounts import (
     find_user,
 )
 from quart_app.data.database import db
+from quart_app.data.events import prune_events
 from quart_app.data.migrate import upgrade_database
 from quart_app.data.models import Account, UserType
 from quart_app.data.session_store import prune_sessions
@@ -163,6 +164,17 @@ def prune_sessions_command() -> None:
     _run(work)
 
 
+@click.command("prune-events")
+def prune_events_command() -> None:
+    """Delete the events older than EVENT_RETENTION (the app also does so every hour)."""
+
+    async def work() -> None:
+        pruned = await prune_events(float(current_app.config["EVENT_RETENTION"]))
+        click.echo(f"Deleted {pruned} events older than the retention.")
+
+    _run(work)
+
+
 def init_app(app: Quart) -> None:
     """Register the commands on *app*'s CLI."""
     for command in (
@@ -172,5 +184,6 @@ def init_app(app: Quart) -> None:
         set_user_type_command,
         deactivate_user_command,
         prune_sessions_command,
+        prune_events_command,
     ):
         app.cli.add_command(command)

@@ -25,6 +25,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between deletions of expired and revoked sign-in sessions, in every
     # worker; 0 turns it off (then run `quart --app quart_app prune-sessions` on a timer).
     "SESSION_PRUNE_INTERVAL": 3600,
+    # Seconds a change stays in the event log (data/events.py), replayable by a client
+    # that reconnects, and between deletions of older ones, in every worker; an interval
+    # of 0 turns them off (then run `quart --app quart_app prune-events` on a timer).
+    "EVENT_RETENTION": 86400,
+    "EVENT_PRUNE_INTERVAL": 3600,
     # JSON bodies here are small; anything larger is a mistake or an attack.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # quart-auth's own settings. Lifetime in seconds of a sign-in, cookie and bearer

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 from quart import Quart
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
-from quart_app.data.events import append_event, events_after, logged_transaction
-from quart_app.data.models import Thing, UserType
+from quart_app.data.base import utcnow
+from quart_app.data.events import append_event, events_after, logged_transaction, prune_events
+from quart_app.data.models import Event, Thing, UserType
 from tests.helpers.apps import Account, Client, add_user, make_app, signed_in_client, stored
 from tests.helpers.services import reset_schema
 from tests.helpers.waiting import eventually
@@ -113,3 +115,48 @@ async def test_a_users_events_become_visible_in_id_order(postgres_url: str) -> N
     assert len(in_the_end) == 2
     # What a reader saw was everything up to its newest id: nothing was skipped.
     assert seen_meanwhile == in_the_end[: len(seen_meanwhile)]
+
+
+async def test_events_older_than_the_retention_are_pruned(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    for title in ("old", "new"):
+        assert (await user_client.post("/api/things", json={"title": title})).status_code == 201
+    old, new = (row.id for row in await stored(app, select(Event.id).order_by(Event.id)))
+    await stored(
+        app,
+        update(Event).where(Event.id == old).values(created_at=utcnow() - timedelta(hours=2)),
+    )
+    async with app.app_context():
+        assert await prune_events(retention=3600) == 1
+    assert [row.id for row in await stored(app, select(Event.id))] == [new]
+
+
+async def test_the_serving_app_prunes_events_on_its_own(database_url: str) -> None:
+    await reset_schema(database_url)
+    app = make_app(database_url, EVENT_PRUNE_INTERVAL=0.2, EVENT_RETENTION=0)
+    async with app.test_app():
+        alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        client = await signed_in_client(app, alice)
+        assert (await client.post("/api/things", json={"title": "gone soon"})).status_code == 201
+        await eventually(
+            lambda: _no_events(app),
+            within=10,
+            what="the events pruned",
+        )
+        # The thing stays: only its event is past the retention.
+        assert len(await stored(app, select(Thing.id))) == 1
+
+
+async def _no_events(app: Quart) -> bool:
+    return await stored(app, select(Event.id)) == []
+
+
+async def test_the_cli_prunes_events(database_url: str, app: Quart, user_client: Client) -> None:
+    assert (await user_client.post("/api/things", json={"title": "a"})).status_code == 201
+    # The command runs as it would from a timer: its own app, its own event loop.
+    runner = make_app(database_url, EVENT_RETENTION=0).test_cli_runner()
+    result = await asyncio.to_thread(runner.invoke, args=["prune-events"])
+    assert result.exit_code == 0, result.output
+    assert "Deleted 1 events older than the retention." in result.output
+    assert await stored(app, select(Event.id)) == []

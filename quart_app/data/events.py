@@ -3,7 +3,8 @@
 Each change to a thing appends one event in the same transaction as the change, so an
 event exists exactly when its change does. A live stream reads the events after the
 last id it saw (``events_after``); a client that reconnects with ``Last-Event-ID``
-gets every one it missed, in order.
+gets every one it missed, in order. Events are kept for ``EVENT_RETENTION`` seconds
+(``prune_events``, every ``EVENT_PRUNE_INTERVAL`` seconds while the app serves).
 
 That only holds if event ids grow in commit order, for every reader: a stream reads one
 user's events, a process fanning events out to its streams reads everyone's after the
@@ -23,12 +24,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from quart import Quart
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from quart_app.data.base import utcnow
 from quart_app.data.database import db
+from quart_app.data.housekeeping import prune_periodically
 from quart_app.data.models import Event
 from quart_app.data.pool import Connection
 from quart_app.data.statements import Query, Row
@@ -48,6 +52,7 @@ _APPEND = Query(
         created_at=bindparam("now"),
     )
 )
+_PRUNE = Query(delete(Event).where(Event.created_at < bindparam("cutoff")))
 _AFTER = Query(
     select(Event.id, Event.kind, Event.body)
     .where(Event.user_id == bindparam("user_id"), Event.id > bindparam("after"))
@@ -77,3 +82,19 @@ async def append_event(
 async def events_after(user_id: int, after: int, limit: int) -> list[Row]:
     """*user_id*'s events with an id above *after*, oldest first, at most *limit*."""
     return await db.fetch(_AFTER, user_id=user_id, after=after, limit=limit)
+
+
+async def prune_events(retention: float) -> int:
+    """Delete the events older than *retention* seconds; return how many."""
+    return await db.execute(_PRUNE, cutoff=utcnow() - timedelta(seconds=retention))
+
+
+def init_app(app: Quart) -> None:
+    """Prune events past ``EVENT_RETENTION`` every ``EVENT_PRUNE_INTERVAL`` seconds (0: never)."""
+    retention = float(app.config["EVENT_RETENTION"])
+    prune_periodically(
+        app,
+        float(app.config["EVENT_PRUNE_INTERVAL"]),
+        lambda: prune_events(retention),
+        "events past their retention",
+    )

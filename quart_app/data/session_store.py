@@ -8,11 +8,8 @@ revocation applies on the very next request on every instance.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
-from collections.abc import AsyncGenerator
-from contextlib import suppress
 from datetime import datetime, timedelta
 
 from quart import Quart, current_app
@@ -20,8 +17,9 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 
 from quart_app.data.base import utcnow
 from quart_app.data.database import db
+from quart_app.data.housekeeping import prune_periodically
 from quart_app.data.models import ACCOUNT_COLUMNS, Account, AuthSession, SessionKind, User
-from quart_app.data.pool import Connection, DatabaseUnavailable
+from quart_app.data.pool import Connection
 from quart_app.data.statements import Query
 
 
@@ -152,25 +150,9 @@ async def prune_sessions() -> int:
 
 def init_app(app: Quart) -> None:
     """Prune sessions every ``SESSION_PRUNE_INTERVAL`` seconds while *app* serves (0: never)."""
-    interval = float(app.config["SESSION_PRUNE_INTERVAL"])
-    if interval <= 0:
-        return
-
-    async def prune_periodically() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                async with app.app_context():
-                    pruned = await prune_sessions()
-            except DatabaseUnavailable as error:
-                app.logger.warning("session pruning skipped: %s", error)
-            else:
-                app.logger.info("pruned %d expired or revoked sessions", pruned)
-
-    @app.while_serving
-    async def pruning() -> AsyncGenerator[None, None]:
-        task = asyncio.create_task(prune_periodically())
-        yield
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+    prune_periodically(
+        app,
+        float(app.config["SESSION_PRUNE_INTERVAL"]),
+        prune_sessions,
+        "expired or revoked sessions",
+    )
