@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tests.helpers.waiting import NeverHappened, eventually, wait_until
+from tests.helpers.waiting import NeverHappened, eventually
 
 
 async def test_eventually_returns_the_first_truthy_value_of_a_plain_condition() -> None:
@@ -47,10 +47,3 @@ async def test_eventually_treats_ignored_errors_as_not_yet() -> None:
 async def test_errors_not_ignored_end_the_wait() -> None:
     with pytest.raises(ZeroDivisionError):
         await eventually(lambda: 1 / 0)
-
-
-def test_wait_until_is_the_sync_twin() -> None:
-    counter = itertools.count()
-    assert wait_until(lambda: next(counter) == 2, every=0) is True
-    with pytest.raises(NeverHappened, match="for nothing; last seen: 0"):
-        wait_until(lambda: 0, within=0.05, every=0.01, what="nothing")

@@ -2,8 +2,7 @@
 
 Tests use these instead of a fixed sleep (too short on a loaded machine, time wasted on
 an idle one) or a polling loop of their own (each with its own bound, and a failure
-that says nothing). ``eventually`` is for async tests and takes a plain or an async
-condition; ``wait_until`` is its twin for sync code.
+that says nothing). ``eventually`` takes a plain or an async condition.
 
 A condition holds when it returns a truthy value, which is handed back: ``eventually``
 can wait for a row, a log line or a response as well as for ``True`` (a condition may
@@ -96,31 +95,3 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise _failure(what, condition, within, checks, last) from error
         await asyncio.sleep(every)
-
-
-def wait_until(
-    condition: Callable[[], T | None],
-    *,
-    within: float = WITHIN,
-    every: float = EVERY,
-    what: str = "",
-    ignoring: tuple[type[BaseException], ...] = (),
-) -> T:
-    """``eventually`` for sync code: the first truthy value *condition* returns."""
-    deadline = time.monotonic() + within
-    checks = 0
-    last: object = None
-    error: BaseException | None = None
-    while True:
-        checks += 1
-        try:
-            value = condition()
-        except ignoring as raised:
-            last, error = raised, raised
-        else:
-            if value:
-                return value
-            last, error = value, None
-        if time.monotonic() >= deadline:
-            raise _failure(what, condition, within, checks, last) from error
-        time.sleep(every)
