@@ -20,13 +20,9 @@ from quart_app.data.models import User, UserType
 from tests.helpers.apps import make_app, stored
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,
-    ROOT,
-    LiveServer,
     Server,
-    free_port,
+    hypercorn_process,
     prepare_server_env,
-    running,
-    server_command,
     wait_until_serving,
 )
 
@@ -57,20 +53,11 @@ async def test_quart_cli_init_db_migrates_and_creates_the_admin(tmp_path: Path) 
 
 
 @pytest.mark.live
-@pytest.mark.parametrize(
-    ("server", "options"),
-    [("hypercorn", ["--workers", "1"]), ("quart_app.serve", ["--workers", "1"])],
-)
-async def test_each_server_command_serves_the_app(
-    tmp_path: Path, server: Server, options: list[str]
-) -> None:
+@pytest.mark.parametrize("server", ["hypercorn", "quart_app.serve"])
+async def test_each_server_command_serves_the_app(tmp_path: Path, server: Server) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'served.sqlite3'}"
     env = await prepare_server_env(url, tmp_path)
-    port = free_port()
-    command = server_command(server, "quart_app.asgi:app", port, *options)
-    log_path = tmp_path / "server.log"
-    with running(command, env, ROOT, log_path) as process:
-        live = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+    with hypercorn_process(env, tmp_path, "server", server=server) as live:
         await wait_until_serving(live)
         async with httpx.AsyncClient(base_url=live.url) as client:
             token = await client.post(

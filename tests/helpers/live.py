@@ -32,8 +32,6 @@ from tests.helpers.waiting import eventually
 ROOT = Path(__file__).resolve().parent.parent.parent
 ADMIN_LIVE_PASSWORD = "live-admin-password"
 STARTUP_SECONDS = 30
-# hypercorn.toml's workers, for the servers that stand in for production.
-PRODUCTION_WORKERS = 2
 
 # For live tests whose subject is not the database: one server, on SQLite.
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -126,18 +124,20 @@ def hypercorn_process(
     name: str,
     certificate: ServerCertificate | None = None,
     *,
-    workers: int = 1,
+    workers: int | None = 1,
+    server: Server = "quart_app.serve",
 ) -> Iterator[LiveServer]:
-    """Serve on a free port, the output in ``<workdir>/<name>.log``; stop the server after.
+    """Serve quart_app.asgi:app on a free port with *server*, the output in
+    ``<workdir>/<name>.log``; stop the server after.
 
     With a *certificate* it serves TLS (HTTP/2 or HTTP/1.1, as the client offers). One
-    worker unless the test is about workers: each one imports the whole app.
+    worker unless the test is about workers (each one imports the whole app); ``None``
+    for hypercorn.toml's own number, as production runs.
     """
     port = free_port()
     log_path = workdir / f"{name}.log"
-    command = server_command(
-        "quart_app.serve", "quart_app.asgi:app", port, "--workers", str(workers)
-    )
+    options = () if workers is None else ("--workers", str(workers))
+    command = server_command(server, "quart_app.asgi:app", port, *options)
     verify: ssl.SSLContext | bool
     url, verify = f"http://127.0.0.1:{port}", True
     if certificate is not None:
@@ -203,8 +203,7 @@ def production_server(workdir: Path) -> Iterator[LiveServer]:
     """
     url = f"sqlite+aiosqlite:///{workdir / 'app.sqlite3'}"
     env = asyncio.run(prepare_server_env(url, workdir))
-    # As production runs: hypercorn.toml's workers.
-    with hypercorn_process(env, workdir, "hypercorn", workers=PRODUCTION_WORKERS) as server:
+    with hypercorn_process(env, workdir, "hypercorn", workers=None) as server:
         asyncio.run(wait_until_serving(server))
         yield server
 
