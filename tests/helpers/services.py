@@ -91,14 +91,15 @@ _SCHEMA_OF = """
 """
 
 
-async def _postgres_connection(url: str) -> asyncpg.Connection:
+async def _postgres_connection(url: str, database: str | None = None) -> asyncpg.Connection:
+    """asyncpg on the server of *url*: its database, or *database*."""
     parsed = make_url(url)
     return await asyncpg.connect(
         host=parsed.host,
         port=parsed.port,
         user=parsed.username,
         password=parsed.password,
-        database=parsed.database,
+        database=database or parsed.database,
     )
 
 
@@ -114,11 +115,10 @@ def _is_new_file(path: Path) -> bool:
     return bool(path.name) and not path.exists()
 
 
-def _copy_sqlite_template(path: Path) -> None:
-    with closing(sqlite3.connect(_SQLITE_TEMPLATE)) as template:
-        # One file to copy: the write-ahead log folded into it.
-        template.execute("PRAGMA journal_mode=DELETE")
-    shutil.copyfile(_SQLITE_TEMPLATE, path)
+def _fold_write_ahead_log(path: Path) -> None:
+    # One file to copy: the write-ahead log folded into it.
+    with closing(sqlite3.connect(path)) as database:
+        database.execute("PRAGMA journal_mode=DELETE")
 
 
 async def _emptied_in_place(url: str) -> bool:
@@ -127,17 +127,16 @@ async def _emptied_in_place(url: str) -> bool:
         path = Path(make_url(url).database or "")
         if not _is_new_file(path):
             return False
-        if not _is_new_file(_SQLITE_TEMPLATE):
-            _copy_sqlite_template(path)
-            return True
-        atexit.register(_SQLITE_TEMPLATE.unlink, missing_ok=True)
-        engine = build_engine(f"sqlite+aiosqlite:///{_SQLITE_TEMPLATE}")
-        try:
-            async with engine.begin() as connection:
-                await connection.run_sync(Base.metadata.create_all)
-        finally:
-            await engine.dispose()
-        _copy_sqlite_template(path)
+        if _is_new_file(_SQLITE_TEMPLATE):
+            atexit.register(_SQLITE_TEMPLATE.unlink, missing_ok=True)
+            engine = build_engine(f"sqlite+aiosqlite:///{_SQLITE_TEMPLATE}")
+            try:
+                async with engine.begin() as connection:
+                    await connection.run_sync(Base.metadata.create_all)
+            finally:
+                await engine.dispose()
+            _fold_write_ahead_log(_SQLITE_TEMPLATE)
+        shutil.copyfile(_SQLITE_TEMPLATE, path)
         return True
     built = _built_schemas.get(url)
     if built is None:
@@ -157,15 +156,11 @@ async def create_worker_database() -> None:
     """Create this xdist worker's PostgreSQL database, if it does not exist yet."""
     if not _WORKER or not postgres_answers():
         return
-    url = make_url(POSTGRES_URL)
-    connection = await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database="postgres"
-    )
+    name = make_url(POSTGRES_URL).database
+    connection = await _postgres_connection(POSTGRES_URL, database="postgres")
     try:
-        exists = await connection.fetchval(
-            "SELECT 1 FROM pg_database WHERE datname = $1", url.database
-        )
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
-            await connection.execute(f'CREATE DATABASE "{url.database}"')
+            await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
