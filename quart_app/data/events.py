@@ -44,12 +44,10 @@ THING_DELETED = "thing.deleted"
 # The log's advisory lock: any constant that nothing else takes.
 _LOG_LOCK_KEY = 0x71A7_E7E7
 _LOG_LOCK = Query(select(func.pg_advisory_xact_lock(_LOG_LOCK_KEY).label("locked")))
+# created_at: the model's default, filled in when the event is appended.
 _APPEND = Query(
     insert(Event).values(
-        user_id=bindparam("user_id"),
-        kind=bindparam("kind"),
-        body=bindparam("body"),
-        created_at=bindparam("now"),
+        user_id=bindparam("user_id"), kind=bindparam("kind"), body=bindparam("body")
     )
 )
 _PRUNE = Query(delete(Event).where(Event.created_at < bindparam("cutoff")))
@@ -74,9 +72,7 @@ async def append_event(
     connection: Connection, *, user_id: int, kind: str, body: Mapping[str, Any]
 ) -> None:
     """Log a change to *user_id*'s things, inside the ``logged_transaction`` that makes it."""
-    await connection.execute(
-        _APPEND, user_id=user_id, kind=kind, body=json.dumps(body), now=utcnow()
-    )
+    await connection.execute(_APPEND, user_id=user_id, kind=kind, body=json.dumps(body))
 
 
 async def events_after(user_id: int, after: int, limit: int) -> list[Row]:
