@@ -162,13 +162,15 @@ async def test_a_killed_worker_is_replaced_and_every_acknowledged_write_is_store
     assert written_before > 0
     assert not failed_before_kill
     # Only requests that were on the killed worker's connections failed, and only then:
-    # a writer (one connection at a time) fails at most once, with the request in flight
-    # at the kill or, if that one was answered just before, the next one on the dead
-    # connection; then it goes on, answered, on a new connection.
+    # a writer (one connection at a time) fails at the kill, with the request in flight
+    # (or, if that one was answered just before, the next one on the dead connection),
+    # and with any new connection the kernel gave the dying worker's own socket before
+    # it closed (docs/benchmarks.md: such connections are lost with it; seen: AFF).
+    # Then it goes on, answered, on new connections: no failure after an answer.
     outcomes = {n: "".join(seen) for n, seen in after_kill.items()}
     # Only the writers that broke it, in full: pytest cuts a long dict short.
-    broke = {n: seen for n, seen in outcomes.items() if not re.fullmatch("A?F?A*", seen)}
-    assert not broke, f"writers with more than the one failure at the kill: {broke}"
+    broke = {n: seen for n, seen in outcomes.items() if not re.fullmatch("A?F*A*", seen)}
+    assert not broke, f"writers failing other than at the kill: {broke}"
     app = make_app(database_url)
     async with app.test_app():
         titles = Counter(row["title"] for row in await stored(app, select(Thing.title)))
