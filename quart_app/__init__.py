@@ -22,7 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
 
     from quart_app import cli
     from quart_app.config import DEFAULTS, check_secret_key, load_environment
-    from quart_app.data import events, session_store
+    from quart_app.data import events, fanout, session_store
     from quart_app.data.database import db
     from quart_app.http import framing
     from quart_app.security import auth, csrf, rate_limits
@@ -40,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         seed,
     )
     from quart_app.web.api import bp as api_bp
+    from quart_app.web.api import streams
 
     app = App(__name__, instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
@@ -66,6 +67,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     auth.init_app(app)
     session_store.init_app(app)
     events.init_app(app)
+    fanout.init_app(app)
+    streams.init_app(app)
     response_headers.init_app(app)
     cli.init_app(app)
 

@@ -30,6 +30,26 @@ DEFAULTS: dict[str, Any] = {
     # of 0 turns them off (then run `quart --app quart_app prune-events` on a timer).
     "EVENT_RETENTION": 86400,
     "EVENT_PRUNE_INTERVAL": 3600,
+    # Live streams (/api/things/events, /api/admin/events; data/fanout.py). What tells
+    # each worker that a change committed: "auto" picks PostgreSQL's LISTEN/NOTIFY on
+    # PostgreSQL, else Redis pub/sub when EVENT_REDIS_URL (or RATE_LIMIT_STORAGE_URL)
+    # names a Redis, else "poll": each worker reads the log every EVENT_POLL_INTERVAL
+    # seconds (with PostgreSQL or Redis, every 5 s at least, in case a notice is lost).
+    "EVENT_FANOUT": "auto",
+    "EVENT_REDIS_URL": None,
+    "EVENT_POLL_INTERVAL": 0.25,
+    # Open streams per user in each worker process; past it, 429.
+    "EVENT_STREAMS_PER_USER": 10,
+    # Events buffered for a client that reads slower than they come; past it, its
+    # stream ends (it reconnects and replays from Last-Event-ID).
+    "EVENT_STREAM_BUFFER": 256,
+    # Seconds of quiet before a keep-alive comment, so proxies keep idle streams open.
+    "EVENT_STREAM_KEEPALIVE": 15.0,
+    # The reconnection delay a stream asks of EventSource (its retry: field), seconds.
+    "EVENT_STREAM_RETRY": 2.0,
+    # Seconds between checks of an idle stream's session, for what no event announces
+    # (a sign-in that expired); revocations end streams at once.
+    "EVENT_STREAM_RECHECK": 300.0,
     # JSON bodies here are small; anything larger is a mistake or an attack.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # quart-auth's own settings. Lifetime in seconds of a sign-in, cookie and bearer

@@ -189,7 +189,9 @@ async def sqlite_app(tmp_path: Path) -> AsyncIterator[tuple[Quart, Path]]:
     path = tmp_path / "reads.sqlite3"
     url = f"sqlite+aiosqlite:///{path}"
     await reset_schema(url)
-    app = make_app(url)
+    # The live-updates hub reads the event log every EVENT_POLL_INTERVAL on SQLite;
+    # here only the test's own reads may be recorded.
+    app = make_app(url, EVENT_POLL_INTERVAL=3600)
     async with app.test_app():
         await add_user(app, "alice", "alice-password", UserType.USER)
         yield app, path

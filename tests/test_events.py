@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from quart import Quart
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 
 from quart_app.data.base import utcnow
 from quart_app.data.events import append_event, events_after, logged_transaction, prune_events
@@ -122,14 +122,28 @@ async def test_events_older_than_the_retention_are_pruned(
 ) -> None:
     for title in ("old", "new"):
         assert (await user_client.post("/api/things", json={"title": title})).status_code == 201
-    old, new = (row.id for row in await stored(app, select(Event.id).order_by(Event.id)))
-    await stored(
-        app,
-        update(Event).where(Event.id == old).values(created_at=utcnow() - timedelta(hours=2)),
-    )
+    *older, newest = (row.id for row in await stored(app, select(Event.id).order_by(Event.id)))
+    # user.created (the admins' stream), then the two things' events.
+    assert len(older) == 2
+    two_hours_ago = utcnow() - timedelta(hours=2)
+    await stored(app, update(Event).where(Event.id != newest).values(created_at=two_hours_ago))
+    async with app.app_context():
+        assert await prune_events(retention=3600) == 2
+    assert [row.id for row in await stored(app, select(Event.id))] == [newest]
+
+
+async def test_the_newest_event_is_kept_whatever_its_age(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    """It tells how far the log has gone, so a reconnecting client's Last-Event-ID can
+    still be judged current or past the retention once every other event is pruned."""
+    assert (await user_client.post("/api/things", json={"title": "a"})).status_code == 201
+    newest = (await stored(app, select(func.max(Event.id).label("id"))))[0].id
+    await stored(app, update(Event).values(created_at=utcnow() - timedelta(days=30)))
     async with app.app_context():
         assert await prune_events(retention=3600) == 1
-    assert [row.id for row in await stored(app, select(Event.id))] == [new]
+        assert await prune_events(retention=3600) == 0
+    assert [row.id for row in await stored(app, select(Event.id))] == [newest]
 
 
 async def test_the_serving_app_prunes_events_on_its_own(database_url: str) -> None:
@@ -138,25 +152,30 @@ async def test_the_serving_app_prunes_events_on_its_own(database_url: str) -> No
     async with app.test_app():
         alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
         client = await signed_in_client(app, alice)
-        assert (await client.post("/api/things", json={"title": "gone soon"})).status_code == 201
+        for title in ("gone soon", "kept, as the newest"):
+            assert (await client.post("/api/things", json={"title": title})).status_code == 201
+        newest = (await stored(app, select(func.max(Event.id).label("id"))))[0].id
         await eventually(
-            lambda: _no_events(app),
+            lambda: _only_event_left(app, newest),
             within=10,
-            what="the events pruned",
+            what="every event but the newest pruned",
         )
-        # The thing stays: only its event is past the retention.
-        assert len(await stored(app, select(Thing.id))) == 1
+        # The things stay: only their events are past the retention.
+        assert len(await stored(app, select(Thing.id))) == 2
 
 
-async def _no_events(app: Quart) -> bool:
-    return await stored(app, select(Event.id)) == []
+async def _only_event_left(app: Quart, newest: int) -> bool:
+    return [row.id for row in await stored(app, select(Event.id))] == [newest]
 
 
 async def test_the_cli_prunes_events(database_url: str, app: Quart, user_client: Client) -> None:
-    assert (await user_client.post("/api/things", json={"title": "a"})).status_code == 201
+    for title in ("a", "b"):
+        assert (await user_client.post("/api/things", json={"title": title})).status_code == 201
+    newest = (await stored(app, select(func.max(Event.id).label("id"))))[0].id
     # The command runs as it would from a timer: its own app, its own event loop.
     runner = make_app(database_url, EVENT_RETENTION=0).test_cli_runner()
     result = await asyncio.to_thread(runner.invoke, args=["prune-events"])
     assert result.exit_code == 0, result.output
-    assert "Deleted 1 events older than the retention." in result.output
-    assert await stored(app, select(Event.id)) == []
+    # alice's user.created and the first thing's event; the newest stays.
+    assert "Deleted 2 events older than the retention." in result.output
+    assert [row.id for row in await stored(app, select(Event.id))] == [newest]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ from tests.helpers.live import ADMIN_LIVE_PASSWORD
 ROOT = Path(__file__).resolve().parent.parent
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))
 SEED = 20261121
+# The live streams (text/event-stream): left out, see the command below.
+STREAMS = re.compile("/events$")
 
 pytestmark = [
     pytest.mark.live,
@@ -60,7 +63,9 @@ async def test_schemathesis_finds_nothing(base_url: str, tmp_path: Path, as_admi
     username, password, user_id = await fuzz_account(base_url, as_admin)
     async with httpx.AsyncClient(base_url=base_url) as client:
         paths = (await client.get("/openapi.json")).json()["paths"]
-    operations = sum(len(path_item) for path_item in paths.values())
+    operations = sum(
+        len(path_item) for path, path_item in paths.items() if not STREAMS.search(path)
+    )
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -85,6 +90,10 @@ async def test_schemathesis_finds_nothing(base_url: str, tmp_path: Path, as_admi
         "--workers",
         "1",
         "--generation-deterministic",
+        # A stream answers 200 and never ends, which schemathesis cannot read: its
+        # statuses are provoked one by one in tests/test_openapi_statuses.py.
+        "--exclude-path-regex",
+        STREAMS.pattern,
         "--request-timeout",
         "30",
         "--report",

@@ -30,12 +30,14 @@ from quart_app.data.migrate import (
     migration_engine,
     upgrade_database,
 )
-from quart_app.data.models import AuthSession, Thing, UserType
+from quart_app.data.models import AuthSession, Thing, User, UserType
+from quart_app.data.usernames import username_key
+from quart_app.security.passwords import passwords
 from tests.helpers.apps import (
     ADMIN_PASSWORD,
     USER_PASSWORD,
+    Account,
     Client,
-    add_user,
     bearer_headers,
     browser_client,
     create_thing,
@@ -45,7 +47,7 @@ from tests.helpers.apps import (
 )
 from tests.helpers.services import reset_schema
 
-HEAD = "0004"
+HEAD = "0005"
 # The tables whose rows every migration must keep, with a column that orders them.
 TABLES = {"users": "id", "auth_sessions": "id_hash", "things": "id"}
 
@@ -196,13 +198,36 @@ _OLD_INSERT = (
 )
 
 
+async def old_user(app: Quart, username: str, password: str, user_type: UserType) -> Account:
+    """A user stored as the app of revision 0002 stored one (today's also logs it)."""
+    async with app.app_context():
+        password_hash = await passwords.hash(password)
+    row = (
+        await stored(
+            app,
+            insert(User)
+            .values(
+                username=username,
+                username_key=username_key(username),
+                password_hash=password_hash,
+                user_type=user_type.value,
+                is_active=True,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+            .returning(User.id),
+        )
+    )[0]
+    return Account(row.id, username, password)
+
+
 @pytest.fixture
 async def old_database(empty_app: Quart) -> OldDatabase:
     async with empty_app.app_context():
         await upgrade_database("0002")
     async with empty_app.test_app():
-        admin = await add_user(empty_app, "root", ADMIN_PASSWORD, UserType.ADMIN)
-        alice = await add_user(empty_app, "alice", USER_PASSWORD, UserType.USER)
+        admin = await old_user(empty_app, "root", ADMIN_PASSWORD, UserType.ADMIN)
+        alice = await old_user(empty_app, "alice", USER_PASSWORD, UserType.USER)
         browser = await signed_in_client(empty_app, alice)
         # Written as the app of revision 0002 wrote them: today's API also logs each
         # change in the events table (0004), which this database does not have yet.

@@ -96,6 +96,9 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("patch", "/api/things/{thing_id}"): SIGNED_IN | UNSAFE | JSON_BODY | {404},
     ("delete", "/api/things/{thing_id}"): SIGNED_IN | UNSAFE | {404},
     ("get", "/api/admin/users"): SIGNED_IN | {403, 422},
+    # The live streams: past the per-user cap of open streams, 429.
+    ("get", "/api/things/events"): SIGNED_IN | {429},
+    ("get", "/api/admin/events"): SIGNED_IN | {403, 429},
     ("post", "/api/admin/users"): SIGNED_IN | UNSAFE | JSON_BODY | {409},
     ("get", "/api/admin/users/{user_id}"): SIGNED_IN | {403, 404},
     ("patch", "/api/admin/users/{user_id}"): SIGNED_IN | UNSAFE | JSON_BODY | {404, 409},
@@ -128,6 +131,17 @@ async def test_each_operation_documents_the_error_statuses_it_can_answer(
     assert answers == ERROR_STATUSES
 
 
+STREAMS = {("get", "/api/things/events"), ("get", "/api/admin/events")}
+
+
+async def test_the_streams_document_how_to_resume(document: dict[str, Any]) -> None:
+    for key in STREAMS:
+        operation = documented(document)[key]
+        parameters = {(p["in"], p["name"]) for p in operation["parameters"]}
+        assert parameters == {("header", "Last-Event-ID"), ("query", "last_event_id")}, key
+        assert "Last-Event-ID" in operation["description"], key
+
+
 async def test_every_answer_has_one_success_status_and_json_bodies(
     document: dict[str, Any],
 ) -> None:
@@ -139,6 +153,8 @@ async def test_every_answer_has_one_success_status_and_json_bodies(
             response = resolve(document, response)
             if status == "204":
                 assert set(response) == {"description"}, key
+            elif key in STREAMS and status == "200":
+                assert set(response["content"]) == {"text/event-stream"}, key
             else:
                 assert set(response["content"]) == {"application/json"}, (key, status)
 
@@ -183,6 +199,9 @@ async def test_bodies_are_components_and_every_reference_resolves(
         if "requestBody" in operation:
             media_types += operation["requestBody"]["content"].values()
         for media_type in media_types:
+            if media_type["schema"] == {"type": "string"}:
+                assert key in STREAMS  # text/event-stream: text, no JSON schema
+                continue
             assert set(media_type["schema"]) == {"$ref"}, key
 
     def references(node: Any) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from tests.helpers.apps import (
 )
 from tests.helpers.relay import TcpRelay
 from tests.helpers.services import reset_schema
+from tests.helpers.sse import open_stream
 from tests.test_openapi import ERROR_STATUSES
 
 Operation = tuple[str, str]
@@ -177,6 +179,8 @@ async def provoke(world: World, method: str, template: str, status: int) -> Resp
             return await send(anonymous, method, path, headers=token, query={"limit": "0"})
         case 422:
             return await send(anonymous, method, path, headers=token, body={})
+        case 429 if template.endswith("/events"):
+            return await past_the_stream_cap(world, path)
         case 429:
             assert body is not None
             wrong = {**body, "password": "wrong-one"}
@@ -187,6 +191,17 @@ async def provoke(world: World, method: str, template: str, status: int) -> Resp
                     return response
             return await send(anonymous, method, path, body=wrong)
     raise AssertionError(f"no way to provoke {status} on {method} {template}")
+
+
+async def past_the_stream_cap(world: World, path: str) -> Response:
+    """A stream asked for while its user has EVENT_STREAMS_PER_USER open."""
+    client = world.app.test_client()
+    headers = world.token(path)
+    async with AsyncExitStack() as streams:
+        for _ in range(world.app.config["EVENT_STREAMS_PER_USER"]):
+            stream = await streams.enter_async_context(open_stream(client, path, headers))
+            await stream.started()
+        return await send(client, "get", path, headers=headers)
 
 
 async def conflict(world: World, method: str, template: str) -> Response:

@@ -8,11 +8,21 @@ short transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import TypeAdapter
 from sqlalchemy import String, bindparam, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from quart_app.data.base import MAX_ID, utcnow
 from quart_app.data.database import db
+from quart_app.data.events import (
+    USER_CREATED,
+    USER_DELETED,
+    USER_UPDATED,
+    append_event,
+    logged_transaction,
+)
 from quart_app.data.models import ACCOUNT_COLUMNS, Account, User, UserType
 from quart_app.data.pool import Connection, ConstraintViolation
 from quart_app.data.session_store import revoke_user_sessions
@@ -96,6 +106,15 @@ _REHASH = Query(
 _DELETE = Query(sql_delete(User).where(User.id == bindparam("id")))
 
 
+_ACCOUNT = TypeAdapter(Account)
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    """*account* as the admin API shows a user (pydantic's JSON, as the API's ``UserOut``)."""
+    body: dict[str, Any] = _ACCOUNT.dump_python(account, mode="json")
+    return body
+
+
 async def find_credentials(username: str) -> Row | None:
     """The row of the user called *username*, with its ``password_hash``, or ``None``."""
     # A name that breaks the username rule cannot exist, so it is not looked up: that
@@ -137,18 +156,23 @@ async def insert_user(
     if not valid_username(username):
         raise InvalidUsernameError(username)
     try:
-        row = await db.fetchrow(
-            _INSERT,
-            username=username.strip(),
-            key=username_key(username),
-            password_hash=password_hash,
-            user_type=user_type.value,
-            now=utcnow(),
-        )
+        async with logged_transaction() as connection:
+            row = await connection.fetchrow(
+                _INSERT,
+                username=username.strip(),
+                key=username_key(username),
+                password_hash=password_hash,
+                user_type=user_type.value,
+                now=utcnow(),
+            )
+            assert row is not None  # INSERT ... RETURNING returns the row
+            account = Account.from_row(row)
+            await append_event(
+                connection, user_id=None, kind=USER_CREATED, body=account_json(account)
+            )
     except ConstraintViolation as error:
         raise UsernameTakenError(username) from error
-    assert row is not None  # INSERT ... RETURNING returns the row
-    return Account.from_row(row)
+    return account
 
 
 async def replace_password_hash(user_id: int, old_hash: str, new_hash: str) -> bool:
@@ -168,7 +192,7 @@ async def store_password_hash(
     account: Account, password_hash: str, *, keep_session: str | None = None
 ) -> None:
     """Change *account*'s password and end their other sessions, together."""
-    async with db.transaction() as connection:
+    async with logged_transaction() as connection:
         await connection.execute(
             _UPDATE,
             id=account.id,
@@ -208,7 +232,7 @@ async def change_user(
     if not 0 <= user_id <= MAX_ID:
         raise UserNotFoundError(user_id)
     losing_admin = (user_type is not None and user_type != UserType.ADMIN) or is_active is False
-    async with db.transaction() as connection:
+    async with logged_transaction() as connection:
         if losing_admin:
             await _ensure_other_admin(connection, user_id)
         row = await connection.fetchrow(
@@ -221,16 +245,19 @@ async def change_user(
         )
         if row is None:
             raise UserNotFoundError(user_id)
+        account = Account.from_row(row)
+        await append_event(connection, user_id=None, kind=USER_UPDATED, body=account_json(account))
         if losing_admin or password_hash is not None:
             await revoke_user_sessions(connection, user_id)
-    return Account.from_row(row)
+    return account
 
 
 async def delete_user(user_id: int) -> None:
     """Delete a user with their sessions and things; never the last active admin."""
     if not 0 <= user_id <= MAX_ID:
         raise UserNotFoundError(user_id)
-    async with db.transaction() as connection:
+    async with logged_transaction() as connection:
         await _ensure_other_admin(connection, user_id)
         if not await connection.execute(_DELETE, id=user_id):
             raise UserNotFoundError(user_id)
+        await append_event(connection, user_id=None, kind=USER_DELETED, body={"id": user_id})

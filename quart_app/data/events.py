@@ -1,4 +1,4 @@
-"""The event log: every change to a user's things, in the order the changes commit.
+"""The event log: every change a live stream shows, in the order the changes commit.
 
 Each change to a thing appends one event in the same transaction as the change, so an
 event exists exactly when its change does. A live stream reads the events after the
@@ -22,12 +22,12 @@ deadlocked with a deletion of the owner (``tests/test_races.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from quart import Quart
+from quart import Quart, current_app
 from sqlalchemy import bindparam, delete, func, insert, select
 
 from quart_app.data.base import utcnow
@@ -40,48 +40,118 @@ from quart_app.data.statements import Query, Row
 THING_CREATED = "thing.created"
 THING_UPDATED = "thing.updated"
 THING_DELETED = "thing.deleted"
+THING_EVENTS = frozenset({THING_CREATED, THING_UPDATED, THING_DELETED})
+# The admins' stream (events with no user_id): the admin API's user JSON.
+USER_CREATED = "user.created"
+USER_UPDATED = "user.updated"
+USER_DELETED = "user.deleted"
+USER_EVENTS = frozenset({USER_CREATED, USER_UPDATED, USER_DELETED})
+# A user's sessions were revoked or their rights changed: no stream shows it, but each
+# process checks that user's open streams again, and ends those no longer allowed.
+ACCESS_CHANGED = "access.changed"
+
+# Delivered to every LISTENing process when the transaction that sends it commits,
+# and never when it rolls back (data/fanout.py).
+NOTIFY_CHANNEL = "quart_app_events"
+# Called after a logged transaction commits, to tell other processes (data/fanout.py).
+_COMMITTED_HOOK = "quart_app.events.committed"
 
 # The log's advisory lock: any constant that nothing else takes.
 _LOG_LOCK_KEY = 0x71A7_E7E7
-_LOG_LOCK = Query(select(func.pg_advisory_xact_lock(_LOG_LOCK_KEY).label("locked")))
+# The lock, and the notification its commit sends, in one round trip.
+_LOG_LOCK = Query(
+    select(
+        func.pg_advisory_xact_lock(_LOG_LOCK_KEY).label("locked"),
+        func.pg_notify(NOTIFY_CHANNEL, "").label("notified"),
+    )
+)
 # created_at: the model's default, filled in when the event is appended.
 _APPEND = Query(
     insert(Event).values(
         user_id=bindparam("user_id"), kind=bindparam("kind"), body=bindparam("body")
     )
 )
-_PRUNE = Query(delete(Event).where(Event.created_at < bindparam("cutoff")))
+# The newest event is kept, whatever its age: it tells how far the log has gone, so a
+# client's Last-Event-ID can be judged even after everything else was pruned.
+_NEWEST_ID = select(func.max(Event.id)).scalar_subquery()
+_PRUNE = Query(delete(Event).where(Event.created_at < bindparam("cutoff"), Event.id < _NEWEST_ID))
 _AFTER = Query(
     select(Event.id, Event.kind, Event.body)
     .where(Event.user_id == bindparam("user_id"), Event.id > bindparam("after"))
     .order_by(Event.id)
     .limit(bindparam("limit"))
 )
+_ADMINS_AFTER = Query(
+    select(Event.id, Event.kind, Event.body)
+    .where(Event.user_id.is_(None), Event.id > bindparam("after"))
+    .order_by(Event.id)
+    .limit(bindparam("limit"))
+)
+_EVERYONES_AFTER = Query(
+    select(Event.id, Event.user_id, Event.kind, Event.body)
+    .where(Event.id > bindparam("after"))
+    .order_by(Event.id)
+    .limit(bindparam("limit"))
+)
+_BOUNDS = Query(select(func.min(Event.id).label("oldest"), func.max(Event.id).label("newest")))
 
 
 @asynccontextmanager
 async def logged_transaction() -> AsyncIterator[Connection]:
-    """A transaction for changes and the events that log them (``append_event``)."""
+    """A transaction for changes and the events that log them (``append_event``).
+
+    Once it commits, the processes serving live streams are told (``on_commit``).
+    """
     async with db.transaction() as connection:
         if connection.dialect == "postgresql":
             await connection.fetch(_LOG_LOCK)
         yield connection
+    hook: Callable[[], None] | None = current_app.extensions.get(_COMMITTED_HOOK)
+    if hook is not None:
+        hook()
+
+
+def on_commit(app: Quart, hook: Callable[[], None]) -> None:
+    """Call *hook* (which must not block) after each logged transaction of *app* commits."""
+    app.extensions[_COMMITTED_HOOK] = hook
 
 
 async def append_event(
-    connection: Connection, *, user_id: int, kind: str, body: Mapping[str, Any]
+    connection: Connection, *, user_id: int | None, kind: str, body: Mapping[str, Any]
 ) -> None:
-    """Log a change to *user_id*'s things, inside the ``logged_transaction`` that makes it."""
+    """Log a change inside the ``logged_transaction`` that makes it.
+
+    *user_id* names whose stream shows it; ``None`` is the admins' stream.
+    """
     await connection.execute(_APPEND, user_id=user_id, kind=kind, body=json.dumps(body))
 
 
-async def events_after(user_id: int, after: int, limit: int) -> list[Row]:
-    """*user_id*'s events with an id above *after*, oldest first, at most *limit*."""
+async def events_after(user_id: int | None, after: int, limit: int) -> list[Row]:
+    """*user_id*'s events (``None``: the admins') with an id above *after*, oldest
+    first, at most *limit*: ``id``, ``kind`` and ``body`` (JSON text)."""
+    if user_id is None:
+        return await db.fetch(_ADMINS_AFTER, after=after, limit=limit)
     return await db.fetch(_AFTER, user_id=user_id, after=after, limit=limit)
 
 
+async def everyones_events_after(
+    after: int, limit: int, *, connection: Connection | None = None
+) -> list[Row]:
+    """Every event with an id above *after*, oldest first, at most *limit*, with its
+    ``user_id``; read on *connection* if given, else on a pooled one."""
+    return await (connection or db).fetch(_EVERYONES_AFTER, after=after, limit=limit)
+
+
+async def log_bounds(*, connection: Connection | None = None) -> tuple[int, int]:
+    """The ids of the oldest and the newest event kept; (1, 0) while the log is empty."""
+    rows = await (connection or db).fetch(_BOUNDS)
+    if not rows or rows[0]["newest"] is None:
+        return 1, 0
+    return int(rows[0]["oldest"]), int(rows[0]["newest"])
+
+
 async def prune_events(retention: float) -> int:
-    """Delete the events older than *retention* seconds; return how many."""
+    """Delete the events older than *retention* seconds, but the newest; return how many."""
     return await db.execute(_PRUNE, cutoff=utcnow() - timedelta(seconds=retention))
 
 

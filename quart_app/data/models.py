@@ -98,7 +98,11 @@ class Thing(Base):
 
 
 class Event(Base):
-    """One change to a user's things, kept so a live stream can replay what it missed.
+    """One change, kept so a live stream can replay what it missed.
+
+    A user's event (``user_id`` set) is a change to their things or to their access;
+    an event without a user is for the admins' stream (a user created, changed or
+    deleted), and outlives the user it is about.
 
     Its id is the stream's ``id:``. Ids are handed out in the order the changes commit
     (``data.events.append_event``), so everything up to an id seen has been seen.
@@ -109,7 +113,7 @@ class Event(Base):
     __table_args__ = (Index("ix_events_user_id_id", "user_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(32))
     # The JSON of the REST answer for the change (for a deletion, the id alone).
     body: Mapped[str] = mapped_column(Text)

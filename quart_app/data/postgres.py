@@ -75,6 +75,13 @@ class PostgresPool(Pool):
     def _connection(self, raw: asyncpg.Connection) -> Connection:
         return PostgresConnection(raw, self.echo)
 
+    async def open_unpooled(self) -> asyncpg.Connection:
+        """A connection outside the pool's places, with its settings, for ``LISTEN``.
+
+        The caller closes it.
+        """
+        return await self._open()
+
     def is_outage(self, error: BaseException, raw: asyncpg.Connection | None) -> bool:
         if isinstance(error, POSTGRES_OUTAGES):
             return True

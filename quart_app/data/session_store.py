@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, delete, insert, or_, select, update
 
 from quart_app.data.base import utcnow
 from quart_app.data.database import db
+from quart_app.data.events import ACCESS_CHANGED, append_event, logged_transaction
 from quart_app.data.housekeeping import prune_periodically
 from quart_app.data.models import ACCOUNT_COLUMNS, Account, AuthSession, SessionKind, User
 from quart_app.data.pool import Connection
@@ -68,6 +69,7 @@ _REVOKE_ONE = Query(
     update(AuthSession)
     .where(AuthSession.id_hash == bindparam("id_hash"), AuthSession.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
+    .returning(AuthSession.user_id)
 )
 
 _REVOKE_ALL_BUT = Query(
@@ -124,20 +126,27 @@ async def start_session(
 
 
 async def revoke_session(session_id: str) -> None:
-    """End one session, wherever it is used next."""
-    await db.execute(_REVOKE_ONE, id_hash=hash_session_id(session_id), now=utcnow())
+    """End one session, wherever it is used next, its open live streams included."""
+    async with logged_transaction() as connection:
+        row = await connection.fetchrow(
+            _REVOKE_ONE, id_hash=hash_session_id(session_id), now=utcnow()
+        )
+        if row is not None:
+            await append_event(connection, user_id=row["user_id"], kind=ACCESS_CHANGED, body={})
 
 
 async def revoke_user_sessions(
     connection: Connection, user_id: int, *, keep: str | None = None
 ) -> None:
-    """End every session of a user but *keep*, in the caller's transaction."""
+    """End every session of a user but *keep*, and their open live streams, in the
+    caller's ``logged_transaction``."""
     await connection.execute(
         _REVOKE_ALL_BUT,
         user_id=user_id,
         keep_hash=hash_session_id(keep) if keep is not None else "",
         now=utcnow(),
     )
+    await append_event(connection, user_id=user_id, kind=ACCESS_CHANGED, body={})
 
 
 async def prune_sessions() -> int:

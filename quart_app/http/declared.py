@@ -26,6 +26,16 @@ class NoContent(BaseModel):
     """No Content"""
 
 
+class EventStream(BaseModel):
+    """A stream of Server-Sent Events (text/event-stream): each event has an id:, an
+    event: naming its kind, and a data: line of JSON."""
+
+
+def event_stream(view: F) -> F:
+    """Document a ``text/event-stream`` answer, and the ``Last-Event-ID`` it resumes from."""
+    return document_response(EventStream, 200)(view)
+
+
 def needs_credentials(view: F) -> F:
     """Document that *view* needs a bearer token or the auth cookie (so 401 and 503).
 

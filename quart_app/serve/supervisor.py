@@ -60,7 +60,9 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as EventType
 from types import FrameType
+from typing import cast
 
 from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config, Sockets
@@ -86,9 +88,37 @@ def serve_worker(config: Config, sockets: Sockets) -> None:
     _drain_when_orphaned()
     # Before any connection is accepted: the HTTP/2 and h11 fixes (quart_app.upstream.hypercorn).
     upstream_hypercorn.apply()
-    # No shutdown event: hypercorn then installs its own SIGTERM/SIGINT handlers, so a
-    # signal to this worker alone drains it, like the supervisor's SIGTERM does.
-    _WORKERS[config.worker_class](config, sockets)
+    # A signal to this worker alone drains it, like the supervisor's SIGTERM does.
+    # hypercorn asks only is_set() of its shutdown event.
+    _WORKERS[config.worker_class](config, sockets, cast(EventType, StopSignal()))
+
+
+class StopSignal:
+    """SIGTERM or SIGINT received: hypercorn's shutdown event for one worker.
+
+    hypercorn polls ``is_set`` (every 0.1 s, on the worker's loop) and then stops
+    accepting and waits for the requests in flight. Live streams never finish by
+    themselves, so the apps are told first (``begin_draining``), and end them at once.
+    """
+
+    def __init__(self) -> None:
+        self._received = False
+        self._announced = False
+        for name in ("SIGTERM", "SIGINT"):
+            signal.signal(getattr(signal, name), self._receive)
+
+    def _receive(self, _signum: int, _frame: FrameType | None) -> None:
+        self._received = True
+
+    def is_set(self) -> bool:
+        """Whether to stop; the first time it is, tell the apps to end their streams."""
+        # Imported by the worker only: the supervisor imports none of the app.
+        from quart_app.http.draining import begin_draining
+
+        if self._received and not self._announced:
+            self._announced = True
+            begin_draining()
+        return self._received
 
 
 def _drain_when_orphaned() -> None:

@@ -27,7 +27,14 @@ from werkzeug.routing import BaseConverter, IntegerConverter, Rule
 
 from quart_app.data.base import MAX_ID
 from quart_app.http.api_errors import API_PREFIX, WWW_AUTHENTICATE
-from quart_app.http.declared import BEARER, COOKIE, NoContent, declared_errors, declares_database
+from quart_app.http.declared import (
+    BEARER,
+    COOKIE,
+    EventStream,
+    NoContent,
+    declared_errors,
+    declares_database,
+)
 from quart_app.security.csrf import SAFE_METHODS
 from quart_app.upstream import quart_schema as upstream_quart_schema
 from quart_app.web.schemas import Error
@@ -115,6 +122,25 @@ def error_statuses(rule: Rule, method: str, view: Callable[..., object]) -> set[
     return statuses
 
 
+# How a client resumes a stream: the id of the last event it saw.
+_RESUME = [
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "description": "The id of the last event seen: the stream replays every later one.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "last_event_id",
+        "in": "query",
+        "required": False,
+        "description": "As Last-Event-ID, for a first connection that cannot set headers.",
+        "schema": {"type": "string"},
+    },
+]
+
+
 class AppOpenAPIProvider(OpenAPIProvider):
     """quart-schema's generator with shared components, derived errors and exact details."""
 
@@ -153,6 +179,8 @@ class AppOpenAPIProvider(OpenAPIProvider):
                     ref = f"#/components/responses/{ERROR_RESPONSES[status].name}"
                     responses[status] = {"$ref": ref}
                 operation["responses"] = dict(sorted(responses.items()))
+                if 200 in responses and responses[200].get("content", {}).get("text/event-stream"):
+                    operation["parameters"] = [*operation.get("parameters", []), *_RESUME]
         return paths, components
 
     def build_path_parameter(self, name: str, converter: BaseConverter) -> dict[str, Any]:
@@ -185,6 +213,12 @@ class AppOpenAPIProvider(OpenAPIProvider):
         """
         if model is NoContent:
             return {"description": NoContent.__doc__}, {}
+        if model is EventStream:
+            content = {"text/event-stream": {"schema": {"type": "string"}}}
+            return {
+                "description": " ".join(str(EventStream.__doc__).split()),
+                "content": content,
+            }, {}
         response, definitions = super().build_response_object(model, headers_model)
         headers = response["content"].pop("headers", None)
         if headers is not None:

@@ -1,0 +1,133 @@
+"""Reading Server-Sent Events in tests, as the HTML standard's EventSource parses them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from quart.testing.connections import TestHTTPConnection
+
+from tests.helpers.apps import Client
+
+
+@dataclass
+class ServerEvent:
+    """One dispatched event; comment lines and ``retry:`` are collected on the parser."""
+
+    id: str | None
+    event: str
+    data: str
+
+    @property
+    def json(self) -> Any:
+        """The event's data, parsed."""
+        return json.loads(self.data)
+
+
+@dataclass
+class EventParser:
+    """Splits a byte stream into events, field by field."""
+
+    retry: int | None = None
+    comments: list[str] = field(default_factory=list)
+    _buffer: str = ""
+    _id: str | None = None
+    _event: str = ""
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, chunk: bytes) -> list[ServerEvent]:
+        """The events completed by *chunk*."""
+        self._buffer += chunk.decode()
+        events = []
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            line = line.removesuffix("\r")
+            if line == "":
+                if self._data or self._event:
+                    events.append(
+                        ServerEvent(self._id, self._event or "message", "\n".join(self._data))
+                    )
+                self._event, self._data = "", []
+                continue
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "id":
+                self._id = value
+            elif name == "event":
+                self._event = value
+            elif name == "data":
+                self._data.append(value)
+            elif name == "retry" and value.isdigit():
+                self.retry = int(value)
+        return events
+
+
+class InProcessStream:
+    """A stream opened with the Quart test client."""
+
+    def __init__(self, connection: TestHTTPConnection) -> None:
+        self.connection = connection
+        self.parser = EventParser()
+        self._pending: list[ServerEvent] = []
+        self.ended = False
+
+    @property
+    def status(self) -> int | None:
+        """The answer's status, once it started."""
+        return self.connection.status_code
+
+    async def started(self, within: float = 5.0) -> None:
+        """Wait for the answer to start (its status and the ``retry:`` frame)."""
+        async with asyncio.timeout(within):
+            while self.parser.retry is None:
+                chunk = await self.connection.receive()
+                self._pending.extend(self.parser.feed(chunk))
+                if self.connection.status_code != 200:
+                    raise AssertionError(f"the stream was refused: {self.connection.status_code}")
+
+    async def next_event(self, within: float = 5.0) -> ServerEvent:
+        """The next event; fails if none comes *within* seconds, or the stream ends."""
+        async with asyncio.timeout(within):
+            while not self._pending:
+                chunk = await self.connection.receive()
+                if chunk == b"" and self.connection.status_code is not None:
+                    # Quart's last, empty body message: the stream ended.
+                    self.ended = True
+                    raise EOFError("the stream ended")
+                self._pending.extend(self.parser.feed(chunk))
+        return self._pending.pop(0)
+
+    async def events(self, count: int, within: float = 5.0) -> list[ServerEvent]:
+        """The next *count* events."""
+        return [await self.next_event(within) for _ in range(count)]
+
+    async def until_end(self, within: float = 5.0) -> list[ServerEvent]:
+        """Every event until the stream ends (fails after *within* seconds)."""
+        events = []
+        try:
+            while True:
+                events.append(await self.next_event(within))
+        except EOFError:
+            return events
+
+
+@asynccontextmanager
+async def open_stream(
+    client: Client, path: str = "/api/things/events", headers: dict[str, str] | None = None
+) -> AsyncIterator[InProcessStream]:
+    """Open *path* as a stream with *client*; the client hangs up after."""
+    async with client.request(path, headers=headers) as connection:
+        await connection.send_complete()
+        # The protocol Quart's client is typed with lacks the attributes tests read.
+        stream = InProcessStream(cast(TestHTTPConnection, connection))
+        try:
+            yield stream
+        finally:
+            await connection.disconnect()
