@@ -2,19 +2,437 @@
 
 from __future__ import annotations
 
+import json
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from typing import Any
+
+import pytest
 from quart import Quart
+from sqlalchemy import func, select, update
 
-from tests.helpers.apps import Account, Client
-from tests.helpers.sse import open_stream
+from quart_app.data.base import utcnow
+from quart_app.data.events import prune_events
+from quart_app.data.fanout import hub
+from quart_app.data.models import Event, UserType
+from tests.helpers.apps import (
+    Account,
+    Client,
+    add_user,
+    bearer_headers,
+    make_app,
+    signed_in_client,
+    stored,
+)
+from tests.helpers.services import reset_schema
+from tests.helpers.sse import InProcessStream, open_stream
+from tests.helpers.waiting import eventually
+
+THINGS = "/api/things/events"
+ADMINS = "/api/admin/events"
 
 
-async def test_a_change_reaches_the_users_open_stream(
+async def newest_event_id(app: Quart) -> int:
+    rows = await stored(app, select(func.max(Event.id).label("id")))
+    return int(rows[0].id or 0)
+
+
+async def open_streams(app: Quart, user_id: int | None = None) -> int:
+    async with app.app_context():
+        return hub().open_streams(user_id)
+
+
+# --- what a stream shows ------------------------------------------------------------------
+
+
+async def test_each_change_reaches_the_users_stream_as_the_rest_answer(
     app: Quart, user: Account, user_client: Client
 ) -> None:
     async with open_stream(user_client) as stream:
-        created = await user_client.post("/api/things", json={"title": "Buy milk"})
-        event = await stream.next_event()
+        await stream.started()
         assert stream.status == 200
-        assert event.event == "thing.created"
-        assert event.json == await created.get_json()
+        assert stream.connection.headers is not None
+        assert stream.connection.headers["Content-Type"].startswith("text/event-stream")
+        assert stream.connection.headers["Cache-Control"] == "no-store"
         assert stream.parser.retry == 2000
+        created = await user_client.post("/api/things", json={"title": "Buy milk"})
+        thing = await created.get_json()
+        updated = await user_client.patch(f"/api/things/{thing['id']}", json={"done": True})
+        deleted = await user_client.delete(f"/api/things/{thing['id']}")
+        assert [created.status_code, updated.status_code, deleted.status_code] == [201, 200, 204]
+        events = await stream.events(3)
+    assert [(e.event, e.json) for e in events] == [
+        ("thing.created", thing),
+        ("thing.updated", await updated.get_json()),
+        ("thing.deleted", {"id": thing["id"]}),
+    ]
+    # Each id is the event's id in the log, growing.
+    ids = [int(e.id or 0) for e in events]
+    assert ids == sorted(ids)
+    assert ids[-1] == await newest_event_id(app)
+
+
+async def test_a_bearer_token_opens_a_stream_too(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    token = await bearer_headers(app.test_client(), user)
+    async with open_stream(app.test_client(), headers=token) as stream:
+        await stream.started()
+        created = await user_client.post("/api/things", json={"title": "Via the cookie"})
+        event = await stream.next_event()
+    assert (event.event, event.json) == ("thing.created", await created.get_json())
+
+
+async def test_a_stream_shows_only_its_users_changes(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    bob = await signed_in_client(app, await add_user(app, "bob", "bob-password-1", UserType.USER))
+    async with open_stream(user_client) as alices, open_stream(bob) as bobs:
+        await alices.started()
+        await bobs.started()
+        await bob.post("/api/things", json={"title": "Bob's"})
+        mine = await (await user_client.post("/api/things", json={"title": "Alice's"})).get_json()
+        assert (await alices.next_event()).json == mine
+        bobs_event = await bobs.next_event()
+    assert bobs_event.json["title"] == "Bob's"
+
+
+async def test_an_idle_stream_sends_keep_alive_comments(database_url: str) -> None:
+    await reset_schema(database_url)
+    app = make_app(database_url, EVENT_STREAM_KEEPALIVE=0.05)
+    async with app.test_app():
+        client = await signed_in_client(
+            app, await add_user(app, "alice", "alice-password-1", UserType.USER)
+        )
+        async with open_stream(client) as stream:
+            await stream.started()
+            await eventually(lambda: _read_some(stream), within=5, what="two keep-alive comments")
+    assert stream.parser.comments[:2] == ["keep-alive", "keep-alive"]
+
+
+async def _read_some(stream: InProcessStream) -> bool:
+    stream._pending.extend(stream.parser.feed(await stream.connection.receive()))
+    return len(stream.parser.comments) >= 2
+
+
+# --- the status semantics, decided before the stream starts --------------------------------
+
+
+@pytest.mark.parametrize("path", [THINGS, ADMINS])
+async def test_without_credentials_a_stream_is_a_json_401(client: Client, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await response.get_json())["error"]
+
+
+async def test_a_revoked_token_gets_a_401(app: Quart, user: Account) -> None:
+    client = app.test_client()
+    token = await bearer_headers(client, user)
+    assert (await client.delete("/api/tokens/current", headers=token)).status_code == 204
+    response = await client.get(THINGS, headers=token)
+    assert response.status_code == 401
+
+
+async def test_the_admins_stream_is_a_json_403_for_a_plain_user(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    response = await user_client.get(ADMINS)
+    assert response.status_code == 403
+    assert (await response.get_json())["error"] == "Admin access is required"
+    assert "WWW-Authenticate" not in response.headers
+
+
+async def test_past_the_per_user_cap_a_stream_is_a_429_until_one_closes(
+    database_url: str,
+) -> None:
+    await reset_schema(database_url)
+    app = make_app(database_url, EVENT_STREAMS_PER_USER=2)
+    async with app.test_app():
+        alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        bob = await add_user(app, "bob", "bob-password-1", UserType.USER)
+        client = await signed_in_client(app, alice)
+        async with AsyncExitStack() as stack:
+            first = await stack.enter_async_context(open_stream(client))
+            await first.started()
+            async with open_stream(client) as second:
+                await second.started()
+                refused = await client.get(THINGS)
+                assert refused.status_code == 429
+                assert refused.headers["Retry-After"] == "5"
+                assert (await refused.get_json())["error"] == "Too many open streams"
+                # The cap is per user: bob still gets his.
+                async with open_stream(await signed_in_client(app, bob)) as bobs:
+                    await bobs.started()
+            # One closed: the next one opens.
+            await _wait_streams(app, alice.id, 1)
+            async with open_stream(client) as again:
+                await again.started()
+                assert again.status == 200
+
+
+async def _wait_streams(app: Quart, user_id: int, count: int) -> None:
+    async def settled() -> bool:
+        return await open_streams(app, user_id) == count
+
+    await eventually(settled, within=5, what=f"{count} open stream(s)")
+
+
+async def test_while_the_fan_out_engine_is_unreachable_a_stream_is_a_503(
+    database_url: str,
+) -> None:
+    """Redis named but not answering: the stream would miss other processes' changes."""
+    await reset_schema(database_url)
+    app = make_app(database_url, EVENT_FANOUT="redis", EVENT_REDIS_URL="redis://127.0.0.1:1/0")
+    async with app.test_app():
+        client = await signed_in_client(
+            app, await add_user(app, "alice", "alice-password-1", UserType.USER)
+        )
+        response = await client.get(THINGS)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert (await response.get_json())["error"] == "Live updates are unavailable"
+        # The rest of the API is unaffected.
+        assert (await client.post("/api/things", json={"title": "still"})).status_code == 201
+        assert await open_streams(app) == 0
+
+
+# --- no event lost: Last-Event-ID -----------------------------------------------------------
+
+
+async def test_last_event_id_replays_every_missed_event_in_order_then_goes_live(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        await user_client.post("/api/things", json={"title": "seen"})
+        seen = await stream.next_event()
+    # Disconnected: three changes happen meanwhile.
+    missed = [
+        await (await user_client.post("/api/things", json={"title": f"missed {n}"})).get_json()
+        for n in range(3)
+    ]
+    await user_client.patch(f"/api/things/{missed[0]['id']}", json={"done": True})
+    headers = {"Last-Event-ID": str(seen.id)}
+    async with open_stream(user_client, headers=headers) as stream:
+        replayed = await stream.events(4)
+        later = await (await user_client.post("/api/things", json={"title": "live"})).get_json()
+        live = await stream.next_event()
+    assert [e.json["title"] for e in replayed] == ["missed 0", "missed 1", "missed 2", "missed 0"]
+    assert [e.event for e in replayed] == ["thing.created"] * 3 + ["thing.updated"]
+    assert [e.json for e in replayed[:3]] == missed
+    assert live.json == later
+    ids = [int(e.id or 0) for e in [seen, *replayed, live]]
+    assert ids == sorted(set(ids))
+
+
+async def test_last_event_id_in_the_query_string_replays_too(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    before = await newest_event_id(app)
+    thing = await (await user_client.post("/api/things", json={"title": "missed"})).get_json()
+    async with open_stream(user_client, f"{THINGS}?last_event_id={before}") as stream:
+        event = await stream.next_event()
+    assert (event.event, event.json) == ("thing.created", thing)
+
+
+async def test_a_client_that_saw_everything_gets_nothing_twice(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    await user_client.post("/api/things", json={"title": "old"})
+    newest = await newest_event_id(app)
+    async with open_stream(user_client, headers={"Last-Event-ID": str(newest)}) as stream:
+        await stream.started()
+        new = await (await user_client.post("/api/things", json={"title": "new"})).get_json()
+        event = await stream.next_event()
+    assert event.json == new
+
+
+@pytest.mark.parametrize("last_id", ["banana", "-1", "1e9", "99999999"])
+async def test_an_id_that_is_not_ours_gets_a_reset(
+    app: Quart, user: Account, user_client: Client, last_id: str
+) -> None:
+    async with open_stream(user_client, headers={"Last-Event-ID": last_id}) as stream:
+        event = await stream.next_event()
+        # The reset carries an id to resume from: changes after it come next.
+        thing = await (await user_client.post("/api/things", json={"title": "after"})).get_json()
+        after = await stream.next_event()
+    assert (event.event, event.json) == ("reset", {})
+    assert int(event.id or -1) == await newest_event_id(app) - 1
+    assert after.json == thing
+
+
+async def test_past_the_retention_a_reconnecting_client_gets_a_reset(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        await user_client.post("/api/things", json={"title": "seen"})
+        seen = await stream.next_event()
+    for n in range(2):
+        await user_client.post("/api/things", json={"title": f"pruned {n}"})
+    # A day passes: every event but the newest is pruned.
+    await stored(app, update(Event).values(created_at=utcnow() - timedelta(days=2)))
+    async with app.app_context():
+        assert await prune_events(retention=86400) >= 2
+    async with open_stream(user_client, headers={"Last-Event-ID": str(seen.id)}) as stream:
+        event = await stream.next_event()
+    assert event.event == "reset"
+    assert int(event.id or 0) == await newest_event_id(app)
+
+
+# --- the admins' stream ---------------------------------------------------------------------
+
+
+async def test_the_admins_stream_shows_user_changes_as_the_admin_api(
+    app: Quart, admin: Account, admin_client: Client
+) -> None:
+    async with open_stream(admin_client, ADMINS) as stream:
+        await stream.started()
+        created = await admin_client.post(
+            "/api/admin/users", json={"username": "bob", "password": "bob-password-1"}
+        )
+        bob = await created.get_json()
+        updated = await admin_client.patch(
+            f"/api/admin/users/{bob['id']}", json={"is_active": False}
+        )
+        deleted = await admin_client.delete(f"/api/admin/users/{bob['id']}")
+        assert [created.status_code, updated.status_code, deleted.status_code] == [201, 200, 204]
+        events = await stream.events(3)
+    assert [(e.event, e.json) for e in events] == [
+        ("user.created", bob),
+        ("user.updated", await updated.get_json()),
+        ("user.deleted", {"id": bob["id"]}),
+    ]
+
+
+async def test_a_users_stream_shows_no_admin_or_access_events(
+    app: Quart, user: Account, user_client: Client, admin_client: Client
+) -> None:
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        await admin_client.post(
+            "/api/admin/users", json={"username": "bob", "password": "bob-password-1"}
+        )
+        # alice signs in elsewhere and out again: her access changed, her stream stays.
+        other = await signed_in_client(app, user)
+        assert (await other.post("/api/logout")).status_code in {200, 204}
+        thing = await (await user_client.post("/api/things", json={"title": "mine"})).get_json()
+        event = await stream.next_event()
+    assert (event.event, event.json) == ("thing.created", thing)
+
+
+# --- revocation reaches open streams --------------------------------------------------------
+
+
+async def _ends_revoked(stream: InProcessStream) -> list[Any]:
+    rest = await stream.until_end(within=5)
+    return [(e.event, e.json) for e in rest]
+
+
+async def test_logging_out_ends_that_sessions_streams_and_only_those(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    token = await bearer_headers(app.test_client(), user)
+    token_client = app.test_client()
+    async with (
+        open_stream(user_client) as by_cookie,
+        open_stream(token_client, headers=token) as by_token,
+    ):
+        await by_cookie.started()
+        await by_token.started()
+        # The cookie's session signs out, from another tab sharing the cookie.
+        assert (await user_client.post("/api/logout")).status_code in {200, 204}
+        assert await _ends_revoked(by_cookie) == [("end", {"reason": "revoked"})]
+        # The token's stream goes on.
+        created = await token_client.post("/api/things", json={"title": "x"}, headers=token)
+        assert (await by_token.next_event()).json == await created.get_json()
+    # The reconnect is refused.
+    assert (await user_client.get(THINGS)).status_code == 401
+
+
+async def test_a_password_change_ends_the_users_other_streams(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    other = await signed_in_client(app, user)
+    async with open_stream(other) as stream:
+        await stream.started()
+        changed = await user_client.post(
+            "/api/me/password",
+            json={"current_password": user.password, "new_password": "a-whole-new-one"},
+        )
+        assert changed.status_code == 204
+        assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]
+    assert (await other.get(THINGS)).status_code == 401
+
+
+async def test_deactivating_a_user_ends_their_streams(
+    app: Quart, user: Account, user_client: Client, admin_client: Client
+) -> None:
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        response = await admin_client.patch(
+            f"/api/admin/users/{user.id}", json={"is_active": False}
+        )
+        assert response.status_code == 200
+        assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]
+    assert (await user_client.get(THINGS)).status_code == 401
+
+
+async def test_deleting_a_user_ends_their_streams(
+    app: Quart, user: Account, user_client: Client, admin_client: Client
+) -> None:
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        assert (await admin_client.delete(f"/api/admin/users/{user.id}")).status_code == 204
+        assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]
+
+
+async def test_demoting_an_admin_ends_their_admin_stream_and_the_reconnect_is_a_401(
+    app: Quart, admin: Account, admin_client: Client
+) -> None:
+    other_admin = await add_user(app, "chief", "chief-password-1", UserType.ADMIN)
+    chief = await signed_in_client(app, other_admin)
+    async with open_stream(admin_client, ADMINS) as stream:
+        await stream.started()
+        response = await chief.patch(f"/api/admin/users/{admin.id}", json={"user_type": "user"})
+        assert response.status_code == 200
+        rest = await stream.until_end(within=5)
+    # The demotion's own user.updated may still arrive (it commits with the
+    # revocation, and the session check is a query); nothing after the end.
+    assert (rest[-1].event, rest[-1].json) == ("end", {"reason": "revoked"})
+    assert [e.event for e in rest[:-1]] in ([], ["user.updated"])
+    # Demotion ends the sessions too: signed in again, the stream is a 403.
+    assert (await admin_client.get(ADMINS)).status_code == 401
+    again = await signed_in_client(app, admin)
+    assert (await again.get(ADMINS)).status_code == 403
+
+
+# --- shutting down --------------------------------------------------------------------------
+
+
+async def test_draining_ends_every_stream_and_refuses_new_ones(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        async with app.app_context():
+            hub().drain()
+        assert await _ends_revoked(stream) == [("end", {"reason": "shutdown"})]
+    response = await user_client.get(THINGS)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+
+
+async def test_every_stream_leaves_the_hub_when_its_client_hangs_up(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    for _ in range(3):
+        async with open_stream(user_client) as stream:
+            await stream.started()
+    await _wait_streams(app, user.id, 0)
+    assert await open_streams(app) == 0
+    # The events logged meanwhile are a JSON log, one per change.
+    await user_client.post("/api/things", json={"title": "x"})
+    rows = await stored(app, select(Event.kind, Event.body).where(Event.user_id == user.id))
+    assert [(row.kind, json.loads(row.body)["title"]) for row in rows] == [("thing.created", "x")]
