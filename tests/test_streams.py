@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from quart import Quart
+from quart.testing.connections import TestHTTPConnection as HTTPConnection
 from sqlalchemy import func, select, update
 
 from quart_app.data.base import utcnow
@@ -436,3 +438,51 @@ async def test_every_stream_leaves_the_hub_when_its_client_hangs_up(
     await user_client.post("/api/things", json={"title": "x"})
     rows = await stored(app, select(Event.kind, Event.body).where(Event.user_id == user.id))
     assert [(row.kind, json.loads(row.body)["title"]) for row in rows] == [("thing.created", "x")]
+
+
+# --- bounded: a subscriber that stops reading -----------------------------------------------
+
+
+async def test_a_subscriber_that_stops_reading_is_dropped_and_slows_no_one(
+    database_url: str,
+) -> None:
+    """Its writes never complete, as when the client's and the kernel's buffers are full:
+    past EVENT_STREAM_BUFFER events waiting, its stream ends and its connection closes,
+    while the other streams get every event."""
+    await reset_schema(database_url)
+    app = make_app(database_url, EVENT_STREAM_BUFFER=4, EVENT_STREAMS_PER_USER=1)
+    async with app.test_app():
+        alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        bob = await add_user(app, "bob", "bob-password-1", UserType.USER)
+        client, bobs_client = await signed_in_client(app, alice), await signed_in_client(app, bob)
+        stalled = asyncio.Event()
+        connection = client.request(THINGS)
+        deliver = connection._asgi_send  # type: ignore[attr-defined]
+
+        async def send_until_stalled(message: Any) -> None:
+            if message["type"] == "http.response.body" and stalled.is_set():
+                await asyncio.Event().wait()  # the write never completes
+            await deliver(message)
+
+        connection._asgi_send = send_until_stalled  # type: ignore[attr-defined]
+        async with connection:
+            await connection.send_complete()
+            stuck = InProcessStream(cast(HTTPConnection, connection))
+            await stuck.started()
+            stalled.set()
+            async with open_stream(await signed_in_client(app, alice)) as refused:
+                with pytest.raises(AssertionError, match="refused: 429"):
+                    await refused.started()
+            async with open_stream(bobs_client) as bobs:
+                await bobs.started()
+                for n in range(8):
+                    await client.post("/api/things", json={"title": f"alice {n}"})
+                    his = await bobs_client.post("/api/things", json={"title": f"bob {n}"})
+                    # Bob's stream keeps up, write by write.
+                    assert (await bobs.next_event()).json == await his.get_json()
+                # Dropped: the cap no longer counts it, and its answer has ended.
+                await _wait_streams(app, alice.id, 0)
+                async with asyncio.timeout(5):
+                    await connection._task  # type: ignore[attr-defined]
+            async with open_stream(await signed_in_client(app, alice)) as again:
+                await again.started()

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx
 from quart.testing.connections import TestHTTPConnection
 
 from tests.helpers.apps import Client
@@ -131,3 +132,43 @@ async def open_stream(
             yield stream
         finally:
             await connection.disconnect()
+
+
+class HttpStream:
+    """A stream read over real HTTP with httpx."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.parser = EventParser()
+        self._pending: list[ServerEvent] = []
+        self._chunks = response.aiter_raw()
+
+    async def next_event(self, within: float = 10.0) -> ServerEvent:
+        """The next event; fails if none comes *within* seconds; ``EOFError`` at the end."""
+        async with asyncio.timeout(within):
+            while not self._pending:
+                try:
+                    chunk = await anext(self._chunks)
+                except StopAsyncIteration:
+                    raise EOFError("the stream ended") from None
+                self._pending.extend(self.parser.feed(chunk))
+        return self._pending.pop(0)
+
+    async def events(self, count: int, within: float = 10.0) -> list[ServerEvent]:
+        """The next *count* events."""
+        return [await self.next_event(within) for _ in range(count)]
+
+
+@asynccontextmanager
+async def http_stream(
+    base_url: str,
+    headers: dict[str, str],
+    path: str = "/api/things/events",
+    **client_options: Any,
+) -> AsyncIterator[HttpStream]:
+    """Open *path* on its own connection (a client of its own); hang up after."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=30, **client_options) as client,
+        client.stream("GET", path, headers=headers) as response,
+    ):
+        yield HttpStream(response)
