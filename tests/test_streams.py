@@ -11,11 +11,11 @@ from typing import Any, cast
 import pytest
 from quart import Quart
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from quart_app.data.base import utcnow
 from quart_app.data.events import prune_events
-from quart_app.data.fanout import hub
+from quart_app.data.fanout import LISTENER_NAME, hub
 from quart_app.data.models import Event, UserType
 from tests.helpers.apps import (
     Account,
@@ -486,3 +486,35 @@ async def test_a_subscriber_that_stops_reading_is_dropped_and_slows_no_one(
                     await connection._task  # type: ignore[attr-defined]
             async with open_stream(await signed_in_client(app, alice)) as again:
                 await again.started()
+
+
+_CUT_THE_LISTENER = text(
+    "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity"
+    " WHERE application_name = :name AND datname = current_database()"
+)
+
+
+async def test_a_lost_listen_connection_is_replaced_and_no_event_is_missed(
+    postgres_url: str,
+) -> None:
+    """The server ends the LISTEN connection (a restart, a failover): once the hub
+    listens again, the open stream gets every change made while it could not hear."""
+    await reset_schema(postgres_url)
+    app = make_app(postgres_url)
+    async with app.test_app():
+        alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        client = await signed_in_client(app, alice)
+        async with open_stream(client) as stream:
+            await stream.started()
+            assert [
+                row.cut for row in await stored(app, _CUT_THE_LISTENER, name=LISTENER_NAME)
+            ] == [True]
+            things = [
+                await (await client.post("/api/things", json={"title": f"t{n}"})).get_json()
+                for n in range(3)
+            ]
+            events = await stream.events(3, within=10)
+        assert [e.json for e in events] == things
+        # Listening again: a new stream opens.
+        async with open_stream(client) as again:
+            await again.started()

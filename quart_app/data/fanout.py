@@ -64,6 +64,8 @@ from quart_app.data.session_store import session_account
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "quart_app.fanout"
+# The LISTEN connection's application_name, as pg_stat_activity shows it.
+LISTENER_NAME = "quart_app live updates"
 FANOUTS = ("postgres", "redis", "poll")
 # Events read from the log per round trip.
 _BATCH = 500
@@ -381,7 +383,7 @@ class Hub:
         assert isinstance(pool, PostgresPool)
         while True:
             try:
-                connection: asyncpg.Connection = await pool.open_unpooled()
+                connection: asyncpg.Connection = await pool.open_unpooled(LISTENER_NAME)
             except _LISTEN_ERRORS as error:
                 log.warning("live updates: cannot LISTEN: %s", error)
                 await asyncio.sleep(_RECONNECT_DELAY)

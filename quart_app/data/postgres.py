@@ -60,7 +60,7 @@ class PostgresPool(Pool):
         super().__init__(url, size, timeouts, echo)
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
 
-    async def _open(self) -> asyncpg.Connection:
+    async def _open(self, application_name: str = "quart_app") -> asyncpg.Connection:
         return await asyncpg.connect(
             self._dsn,
             timeout=self.timeouts.connect,
@@ -69,18 +69,20 @@ class PostgresPool(Pool):
                 # The server gives up too, so a cancelled statement frees its locks.
                 "statement_timeout": str(int(self.timeouts.statement * 1000)),
                 "idle_in_transaction_session_timeout": str(int(self.timeouts.statement * 2000)),
+                # Which connection is which, in pg_stat_activity.
+                "application_name": application_name,
             },
         )
 
     def _connection(self, raw: asyncpg.Connection) -> Connection:
         return PostgresConnection(raw, self.echo)
 
-    async def open_unpooled(self) -> asyncpg.Connection:
+    async def open_unpooled(self, application_name: str) -> asyncpg.Connection:
         """A connection outside the pool's places, with its settings, for ``LISTEN``.
 
         The caller closes it.
         """
-        return await self._open()
+        return await self._open(application_name)
 
     def is_outage(self, error: BaseException, raw: asyncpg.Connection | None) -> bool:
         if isinstance(error, POSTGRES_OUTAGES):
