@@ -131,10 +131,19 @@ async def assert_instances_share_streams(a_url: str, b_url: str) -> None:
         await assert_every_stream_gets(streams, [a_url, b_url], headers, 4)
 
 
-async def test_a_logout_on_one_instance_ends_the_stream_on_the_other(
+async def test_a_logout_on_one_instance_ends_the_stream_on_the_other_over_postgres(
     postgres_instances: tuple[str, str],
 ) -> None:
-    a_url, b_url = postgres_instances
+    await assert_revocation_reaches_the_other_instance(*postgres_instances)
+
+
+async def test_a_logout_on_one_instance_ends_the_stream_on_the_other_over_redis(
+    sqlite_instances_with_redis: tuple[str, str],
+) -> None:
+    await assert_revocation_reaches_the_other_instance(*sqlite_instances_with_redis)
+
+
+async def assert_revocation_reaches_the_other_instance(a_url: str, b_url: str) -> None:
     headers = await admin_token(a_url)
     async with http_stream(b_url, headers) as stream:
         assert stream.response.status_code == 200
