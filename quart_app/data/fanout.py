@@ -442,9 +442,10 @@ class Hub:
 
     def committed(self) -> None:
         """A logged transaction of this process committed: tell every process."""
+        # This worker's own streams need not wait for the round trip.
+        self.nudge()
         if self.fanout != "redis":
-            # PostgreSQL delivers its own NOTIFY; polling hubs look by themselves.
-            self.nudge()
+            # PostgreSQL delivers its NOTIFY to the others; polling hubs look by themselves.
             return
         if self._publishing is not None and not self._publishing.done():
             # One publish after the one in flight covers every commit until then.
