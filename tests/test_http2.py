@@ -1,8 +1,13 @@
-"""HTTP/2 from quart_app.serve, over TLS and over h2c: early answers keep the connection.
+"""HTTP/2 from quart_app.serve, over TLS and over h2c: early answers keep the connection,
+and many live streams share one connection.
 
 An answer sent before the request body was read (401, the CSRF 403 and 415, 413) must
 not break the connection for the requests after it (CONTRACT §8). hypercorn 0.18 drops
 such a connection (pgjones/hypercorn#329); quart_app/upstream/hypercorn.py mends it.
+
+Live updates (CONTRACT §10) are why a site wants HTTP/2: each open event stream holds
+one of a browser's six HTTP/1.1 connections to it, while HTTP/2 carries a tab's streams
+and requests, and other tabs', on one.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
 
+from quart_app.config import DEFAULTS
 from quart_app.upstream import hypercorn as upstream_hypercorn
 from tests.helpers.apps import make_app
 from tests.helpers.live import ADMIN_LIVE_PASSWORD as ADMIN_PASSWORD
@@ -39,6 +45,8 @@ from tests.helpers.live import (
     wait_until_serving,
 )
 from tests.helpers.services import reset_schema
+from tests.helpers.sse import EventParser, ServerEvent
+from tests.helpers.waiting import eventually
 
 MAX_CONTENT_LENGTH = 64 * 1024  # the app's default QUART_MAX_CONTENT_LENGTH
 # Early answers per case on one connection: whether the body's frames arrive after the
@@ -212,6 +220,149 @@ async def test_early_answers_between_normal_requests_on_one_http2_connection(
             assert fetched.json()["title"] == "after"
             responses += [created, fetched]
             assert_one_http2_connection(responses)
+
+
+# --- Live updates: many event streams on one connection ---------------------------------
+
+# Streams open at once on one connection: more than the six connections per origin a
+# browser allows itself under HTTP/1.1, within the server's per-user cap of open streams.
+STREAMS_ON_ONE_CONNECTION = 7
+STREAM_CAP = int(DEFAULTS["EVENT_STREAMS_PER_USER"])
+assert STREAMS_ON_ONE_CONNECTION <= STREAM_CAP
+
+
+class OpenStream:
+    """An event stream of the things, being read from a streamed httpx response."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks = response.aiter_bytes()
+        self.parser = EventParser()
+        self._pending: list[ServerEvent] = []
+
+    async def _read(self) -> None:
+        self._pending.extend(self.parser.feed(await anext(self._chunks)))
+
+    async def started(self) -> None:
+        """Wait for the stream's first frame, ``retry:``: it is open, and joined."""
+        async with asyncio.timeout(10):
+            while self.parser.retry is None:
+                await self._read()
+
+    async def next_event(self) -> ServerEvent:
+        """The next event; fails if none comes within 10 s."""
+        async with asyncio.timeout(10):
+            while not self._pending:
+                await self._read()
+        return self._pending.pop(0)
+
+
+async def open_stream(
+    client: httpx.AsyncClient, token: dict[str, str], stack: AsyncExitStack
+) -> OpenStream | httpx.Response:
+    """A stream of the things, open and started; or the refusal, read; *stack* closes it."""
+    response = await stack.enter_async_context(
+        client.stream("GET", "/api/things/events", headers=token)
+    )
+    if response.status_code != 200:
+        await response.aread()
+        return response
+    assert response.headers["content-type"].startswith("text/event-stream")
+    stream = OpenStream(response)
+    await stream.started()
+    return stream
+
+
+async def open_streams(
+    client: httpx.AsyncClient, token: dict[str, str], count: int, stack: AsyncExitStack
+) -> list[OpenStream]:
+    """*count* streams, each open before the next is asked for."""
+    streams = []
+    for _ in range(count):
+        stream = await open_stream(client, token, stack)
+        if isinstance(stream, httpx.Response):
+            raise AssertionError(f"stream refused: {stream.status_code} {stream.text}")
+        streams.append(stream)
+    return streams
+
+
+@pytest.mark.live
+async def test_many_event_streams_and_requests_share_one_http2_connection(
+    h2_server: LiveServer,
+) -> None:
+    with no_unhandled_exception(h2_server):
+        async with h2_client(h2_server) as client, AsyncExitStack() as stack:
+            issued, token = await sign_in(client)
+            streams = await open_streams(client, token, STREAMS_ON_ONE_CONNECTION, stack)
+            # With every stream open, the connection still answers requests, and each
+            # stream gets each change made meanwhile, as the REST answers show it.
+            status = await client.get("/api/status")
+            assert status.json() == {"success": True}
+            created = await client.post("/api/things", json={"title": "live"}, headers=token)
+            assert created.status_code == 201, created.text
+            thing_id = created.json()["id"]
+            updated = await client.patch(
+                f"/api/things/{thing_id}", json={"done": True}, headers=token
+            )
+            assert updated.status_code == 200, updated.text
+            deleted = await client.delete(f"/api/things/{thing_id}", headers=token)
+            assert deleted.status_code == 204, deleted.text
+            expected = [
+                ("thing.created", created.json()),
+                ("thing.updated", updated.json()),
+                ("thing.deleted", {"id": thing_id}),
+            ]
+
+            async def changes(stream: OpenStream) -> list[tuple[str, object]]:
+                events = [await stream.next_event() for _ in expected]
+                return [(event.event, event.json) for event in events]
+
+            received = await asyncio.gather(*(changes(stream) for stream in streams))
+            assert received == [expected] * len(streams)
+            stream_responses = [stream.response for stream in streams]
+            assert_one_http2_connection(
+                [issued, *stream_responses, status, created, updated, deleted]
+            )
+
+
+async def new_user(client: httpx.AsyncClient, admin: dict[str, str], name: str) -> dict[str, str]:
+    """A new user, made by the admin; the ``Authorization`` header of a sign-in of theirs."""
+    credentials = {"username": name, "password": f"{name}-password"}
+    created = await client.post("/api/admin/users", json=credentials, headers=admin)
+    assert created.status_code == 201, created.text
+    issued = await client.post("/api/tokens", json=credentials)
+    assert issued.status_code == 201, issued.text
+    return {"Authorization": f"Bearer {issued.json()['token']}"}
+
+
+@pytest.mark.live
+async def test_closing_an_http2_connection_ends_its_event_streams(
+    h2_server: LiveServer,
+) -> None:
+    """Streams held on one connection count against the per-user cap until it closes."""
+    with no_unhandled_exception(h2_server):
+        async with h2_client(h2_server) as client, AsyncExitStack() as stack:
+            _, admin = await sign_in(client)
+            token = await new_user(client, admin, "streamer")
+            await open_streams(client, token, STREAM_CAP, stack)
+            refused = await open_stream(client, token, stack)
+            assert isinstance(refused, httpx.Response)
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["retry-after"].isdigit()
+            assert refused.http_version == "HTTP/2"
+
+        async def as_many_streams_again() -> bool:
+            async with h2_client(h2_server) as client, AsyncExitStack() as stack:
+                for _ in range(STREAM_CAP):
+                    stream = await open_stream(client, token, stack)
+                    if isinstance(stream, httpx.Response):
+                        assert stream.status_code == 429, stream.text
+                        return False
+                return True
+
+        await eventually(
+            as_many_streams_again, within=10, every=0.2, what="the closed connection's streams"
+        )
 
 
 # --- The upstream bug, frame by frame, in hypercorn as installed ------------------------
