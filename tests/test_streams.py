@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 from contextlib import AsyncExitStack
 from datetime import timedelta
@@ -518,3 +520,37 @@ async def test_a_lost_listen_connection_is_replaced_and_no_event_is_missed(
         # Listening again: a new stream opens.
         async with open_stream(client) as again:
             await again.started()
+
+
+async def test_head_answers_as_get_would_start_and_opens_no_stream(
+    app: Quart, user: Account, user_client: Client, client: Client
+) -> None:
+    async with asyncio.timeout(5):
+        response = await user_client.head(THINGS)
+        anonymous = await client.head(THINGS)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert await response.get_data() == b""
+    assert anonymous.status_code == 401
+    assert await open_streams(app) == 0
+
+
+async def test_a_stream_whose_body_never_starts_leaves_the_hub(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    """The client hangs up between the view's answer and its first byte: the body's
+    generator never runs, and the stream must not keep a place under the cap."""
+    connection = user_client.request(THINGS)
+    deliver = connection._asgi_send  # type: ignore[attr-defined]
+
+    async def hang_up_at_the_start(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            raise asyncio.CancelledError  # as when the connection is gone
+        await deliver(message)
+
+    connection._asgi_send = hang_up_at_the_start  # type: ignore[attr-defined]
+    with contextlib.suppress(asyncio.CancelledError):
+        async with connection:
+            await connection.send_complete()
+    gc.collect()
+    await _wait_streams(app, user.id, 0)

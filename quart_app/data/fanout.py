@@ -123,8 +123,9 @@ class Stream:
         self._buffer: deque[Delivery] = deque()
         self._wake = asyncio.Event()
         self._waiting = False
-        # The task writing this stream to its client, cancelled if it is stuck there.
-        self.task = asyncio.current_task()
+        # The task writing this stream to its client (set once it writes), cancelled if
+        # it is stuck there.
+        self.task: asyncio.Task[Any] | None = None
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -240,13 +241,8 @@ class Hub:
         Raises ``StreamRefused``: 503 while the log or the fan-out engine is out of
         reach (or the worker shuts down), 429 past ``per_user`` open streams.
         """
-        if not self.accepting:
-            raise StreamRefused(503, "The server is restarting", 1)
-        if not self.available:
-            raise StreamRefused(503, "Live updates are unavailable", 5)
+        self.check_room(user_id)
         owned = self._streams_of.setdefault(user_id, set())
-        if len(owned) >= self.per_user:
-            raise StreamRefused(429, "Too many open streams", 5)
         stream = Stream(
             self,
             user_id=user_id,
@@ -259,6 +255,15 @@ class Hub:
         owned.add(stream)
         self._audiences.setdefault(audience, set()).add(stream)
         return stream
+
+    def check_room(self, user_id: int) -> None:
+        """Raise ``StreamRefused`` unless *user_id* may open a stream here now."""
+        if not self.accepting:
+            raise StreamRefused(503, "The server is restarting", 1)
+        if not self.available:
+            raise StreamRefused(503, "Live updates are unavailable", 5)
+        if len(self._streams_of.get(user_id, ())) >= self.per_user:
+            raise StreamRefused(429, "Too many open streams", 5)
 
     def leave(self, stream: Stream) -> None:
         """Forget *stream* (it ended, or its client went away)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import AsyncGenerator
 
 from quart import Blueprint, Quart, Response, current_app, request
@@ -36,6 +37,7 @@ bp = Blueprint("streams", __name__)
 
 # Replayed events read per round trip.
 _REPLAY_BATCH = 500
+_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 _HEADERS = {
     # Never stored: each connection is its own stream.
     "Cache-Control": "no-store",
@@ -87,6 +89,10 @@ async def _open_stream(*, audience: int | None, admin: bool) -> ResponseReturnVa
     live = hub()
     await live.wait_available()
     try:
+        if request.method == "HEAD":
+            # The answer a GET would start with, and no stream: nothing would read it.
+            live.check_room(account.id)
+            return Response("", content_type=_CONTENT_TYPE, headers=_HEADERS)
         stream = live.join(
             user_id=account.id,
             audience=audience,
@@ -102,9 +108,13 @@ async def _open_stream(*, audience: int | None, admin: bool) -> ResponseReturnVa
     except BaseException:
         live.leave(stream)
         raise
+    frames = _frames(live.app, stream, first)
+    # A client that hangs up before the body starts leaves a generator that never runs
+    # (nor its finally): the stream leaves the hub when the generator is collected.
+    weakref.finalize(frames, live.leave, stream)
     response = Response(
-        _frames(live.app, stream, first),
-        content_type="text/event-stream; charset=utf-8",
+        frames,
+        content_type=_CONTENT_TYPE,
         headers=_HEADERS,
     )
     # A stream lasts as long as its client, not RESPONSE_TIMEOUT.
