@@ -116,6 +116,8 @@ class Tab:
     page: Page
     base_url: str
     errors: list[str] = field(default_factory=list)
+    # Where each error came from: the resource that failed to load, or the script.
+    error_sources: list[str] = field(default_factory=list)
     logged: list[str] = field(default_factory=list)
     _console_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -126,12 +128,22 @@ class Tab:
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.errors.append(message.text)
+            self.error_sources.append(message.location.get("url", ""))
         elif message.type == "log":
             self.logged.append(message.text)
             self._console_changed.set()
 
     def _on_page_error(self, error: Error) -> None:
         self.errors.append(str(error))
+        self.error_sources.append("")
+
+    def errors_but_from(self, path: str) -> list[str]:
+        """The errors, but those of resources under *path* (say, a live stream's retries)."""
+        return [
+            error
+            for error, source in zip(self.errors, self.error_sources, strict=True)
+            if path not in source
+        ]
 
     async def sign_in(self, username: str, password: str) -> None:
         """Submit the sign-in form the page shows."""
