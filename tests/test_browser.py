@@ -104,6 +104,9 @@ async def test_an_expired_session_leads_to_sign_in_and_back(
     await page.goto("/login?next=/ajax")
     await tab.sign_in("carol", "carol-password")
     await page.wait_for_url(f"{base_url}/ajax")
+    # The live list loads on its own once its stream is open; expired before that, its
+    # 401 would send the page to sign in before the click below.
+    await page.wait_for_selector("#things[data-loaded]", state="attached")
 
     engine = build_engine(database_url)
     try:

@@ -56,6 +56,8 @@ const live = {
     this.queued = null;
     queued.forEach((change) => change());
     this.render();
+    // Says the list is the database's, not only what the buttons and events added.
+    document.getElementById("things").dataset.loaded = String(load);
   },
 
   render() {
