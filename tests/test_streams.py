@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any, cast
@@ -355,41 +356,43 @@ async def test_logging_out_ends_that_sessions_streams_and_only_those(
     assert (await user_client.get(THINGS)).status_code == 401
 
 
-async def test_a_password_change_ends_the_users_other_streams(
-    app: Quart, user: Account, user_client: Client
+async def _change_password(user: Account, user_client: Client, _admin: Client) -> int:
+    new = {"current_password": user.password, "new_password": "a-whole-new-one"}
+    return (await user_client.post("/api/me/password", json=new)).status_code
+
+
+async def _deactivate(user: Account, _user_client: Client, admin_client: Client) -> int:
+    deactivate = {"is_active": False}
+    return (await admin_client.patch(f"/api/admin/users/{user.id}", json=deactivate)).status_code
+
+
+async def _delete(user: Account, _user_client: Client, admin_client: Client) -> int:
+    return (await admin_client.delete(f"/api/admin/users/{user.id}")).status_code
+
+
+# How a user's other sign-ins end, and the status of the request that ends them.
+REVOCATIONS = {
+    "password change": (_change_password, 204),
+    "deactivation": (_deactivate, 200),
+    "deletion": (_delete, 204),
+}
+
+
+@pytest.mark.parametrize(("revoke", "status"), REVOCATIONS.values(), ids=REVOCATIONS)
+async def test_a_revocation_ends_the_users_other_streams(
+    app: Quart,
+    user: Account,
+    user_client: Client,
+    admin_client: Client,
+    revoke: Callable[[Account, Client, Client], Awaitable[int]],
+    status: int,
 ) -> None:
     other = await signed_in_client(app, user)
     async with open_stream(other) as stream:
         await stream.started()
-        changed = await user_client.post(
-            "/api/me/password",
-            json={"current_password": user.password, "new_password": "a-whole-new-one"},
-        )
-        assert changed.status_code == 204
+        assert await revoke(user, user_client, admin_client) == status
         assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]
     assert (await other.get(THINGS)).status_code == 401
-
-
-async def test_deactivating_a_user_ends_their_streams(
-    app: Quart, user: Account, user_client: Client, admin_client: Client
-) -> None:
-    async with open_stream(user_client) as stream:
-        await stream.started()
-        response = await admin_client.patch(
-            f"/api/admin/users/{user.id}", json={"is_active": False}
-        )
-        assert response.status_code == 200
-        assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]
-    assert (await user_client.get(THINGS)).status_code == 401
-
-
-async def test_deleting_a_user_ends_their_streams(
-    app: Quart, user: Account, user_client: Client, admin_client: Client
-) -> None:
-    async with open_stream(user_client) as stream:
-        await stream.started()
-        assert (await admin_client.delete(f"/api/admin/users/{user.id}")).status_code == 204
-        assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]
 
 
 async def test_demoting_an_admin_ends_their_admin_stream_and_the_reconnect_is_a_401(
