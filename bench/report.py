@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import textwrap
 import tomllib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -211,7 +212,167 @@ def targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool | N
                 d_ratio <= 2.0,
             )
         )
+    return rows + sse_targets(results)
+
+
+# Scenario S (bench/sse.py): the contract's subscriber count, and its limits.
+SSE_SUBSCRIBERS = 10_000
+SSE_P99_MS = 1000.0
+SSE_STATUS_RATIO = 2.0
+
+
+def number(value: float, spec: str = ".1f") -> str:
+    """*value* formatted, or a dash when there is none (NaN: no sample)."""
+    return "-" if math.isnan(value) else format(value, spec)
+
+
+def sse_rows(results: Sequence[Row]) -> list[Row]:
+    return [row for row in results if row["scenario"] == "S"]
+
+
+def sse_targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool | None]]:
+    """Scenario S's rows of the targets table: the largest run of quart_app as deployed
+    (a target), and without hypercorn's read_timeout (shown only)."""
+    from bench.sse import QUART_TARGET, QUART_UNCUT_TARGET
+
+    rows: list[tuple[str, str, float, str, bool | None]] = []
+    for prefix, shown_only in ((QUART_TARGET, False), (QUART_UNCUT_TARGET, True)):
+        runs = [row for row in sse_rows(results) if row["target"].startswith(prefix)]
+        if not runs:
+            continue
+        row = max(runs, key=lambda run: run["extra"]["attempted"])
+        extra = row["extra"]
+        full = extra["attempted"] >= SSE_SUBSCRIBERS
+        held = f"{row['connections']:,} of {extra['attempted']:,.0f} subscribers held"
+        quick = "" if full else f" (quick run: fewer than {SSE_SUBSCRIBERS:,})"
+        delivered = extra["lost"] == 0 and row["connections"] == extra["attempted"]
+        rows.append(
+            (
+                f"S: {prefix}, {held}{quick}: delivery p99",
+                f"p99 delivery latency over 1 s ({row['p99_ms']:.0f} ms); lost "
+                f"{extra['lost']:.0f} of {extra['expected']:.0f} deliveries",
+                row["p99_ms"] / SSE_P99_MS,
+                "<= 1.00, none lost",
+                None if shown_only or not full else row["p99_ms"] <= SSE_P99_MS and delivered,
+            )
+        )
+        ratio = extra["status_p99_ratio"]
+        rows.append(
+            (
+                f"S: {prefix}, {held}{quick}: /api/status p99 under the load vs idle",
+                f"p99 ratio ({extra['status_load_p99_ms']:.1f} against "
+                f"{extra['status_idle_p99_ms']:.1f} ms; {extra['status_load_failures']:.0f} "
+                "probes failed)",
+                ratio,
+                f"<= {SSE_STATUS_RATIO:.2f}",
+                None
+                if shown_only or not full
+                else ratio <= SSE_STATUS_RATIO and extra["status_load_failures"] == 0,
+            )
+        )
     return rows
+
+
+def sse_section(report: dict[str, Any]) -> list[str]:
+    """Scenario S's section: what was run, and a table of each run."""
+    rows = sse_rows(report["results"])
+    if not rows:
+        return []
+    first = rows[0]["extra"]
+    started = report.get("scenarios_started", {}).get("S", report["started"])
+    intro = (
+        f"Run of {started} (`bench/sse.py`; knobs `BENCH_SSE_*`). One instance, "
+        "`quart_app.serve` with `hypercorn.toml` (2 asyncio workers), on PostgreSQL "
+        "(`bench_sse`, fan-out by LISTEN/NOTIFY), holds the subscribers of "
+        f"`GET /api/things/events`, {first.get('per_user', 10):.0f} per user, while "
+        "things are written through `POST /api/things` at "
+        f"{first.get('writes_per_second', 50):.0f}/s for {first.get('seconds', 30):.0f} s, "
+        "round robin over those users, and `GET /api/status` is probed at "
+        f"{first.get('probe_rate', 20):.0f}/s (open loop; each latency from the probe's "
+        "scheduled start), idle (no subscriber, no write) and under that load. The "
+        "subscribers are raw asyncio protocols (uvloop; HTTP/1.1 head, chunked decoding "
+        "and the event parser written out) in 2 processes on the same 2 cores, opening "
+        f"{first.get('open_rate', 500):.0f} connections a second in all; like "
+        "EventSource, they reconnect after `retry:` with `Last-Event-ID` when the server "
+        "closes a stream."
+    )
+    lines = [
+        "## S: live updates (Server-Sent Events) held by many subscribers",
+        "",
+        *textwrap.wrap(intro, width=88, break_on_hyphens=False),
+        "",
+        "- **Delivery latency** runs from just before the write's request is written to",
+        "  the socket (`time.monotonic_ns()`, carried in the thing's title) to the arrival",
+        "  of the bytes carrying the event at each subscriber of that user",
+        "  (`time.monotonic_ns()` first thing in `data_received`); CLOCK_MONOTONIC is one",
+        "  clock for every process. *After the 201* subtracts the write's own answer time.",
+        "- **Delivered / expected**: every write answered 201, times the subscribers of its",
+        "  user that held a stream when the writes began; *lost* were never received",
+        "  (counted 3 s after the last write), *duplicates* were received twice.",
+        "- **Memory**: VmRSS of the 2 worker processes (`/proc/<pid>/status`) before the",
+        "  subscribers connect and 3 s after the last one has, per 1,000 subscribers.",
+        "- **CPU** (cores in use over the load, from `/proc/<pid>/stat` and `/proc/stat`):",
+        "  the server's workers, the subscriber processes, the writer and prober (one",
+        "  process), and the rest of the machine: PostgreSQL, and whatever else ran. The",
+        "  clients' share is CPU the servers did not get.",
+        "- **Flask**: the same stream written the Flask way (`bench/flask_sse.py`: the same",
+        "  token check against the same tables, the same frames and per-user cap; one",
+        "  thread per worker LISTENs and hands events to the streams' queues) under",
+        "  gunicorn gthread, 2 workers, a thread per stream, `--worker-connections` equal",
+        "  to the threads; the writes go to a quart_app instance on the same database",
+        "  (its CPU is counted under *write server*).",
+        "- **GC**: each server's workers log their garbage collector's pauses (a",
+        "  `sitecustomize` on their PYTHONPATH, `bench/sse.py`'s `GC_PROBE`): the full",
+        "  collections during the load, and the longest. The *no full GC* run turns full",
+        "  collections off (`gc.set_threshold(700, 10, 10**9)`) to show what they cost;",
+        "  it is a diagnosis, not a setting to deploy.",
+        "",
+        "| target | held / tried | stalled | refused | dropped, reconnected | delivery p50 ms "
+        "| p99 ms | max ms | after the 201: p50 / p99 ms | delivered / expected | lost "
+        "| duplicates |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        extra = row["extra"]
+        lines.append(
+            f"| {row['target']} | {row['connections']:,} / {extra['attempted']:,.0f} "
+            f"| {row['timeouts']:.0f} | {row['non_2xx']:.0f} "
+            f"| {extra['dropped']:.0f}, {extra['reconnected']:.0f} "
+            f"| {number(row['p50_ms'])} | {number(row['p99_ms'])} "
+            f"| {number(slowest_ms(row), '.0f')} "
+            f"| {number(extra['after_answer_p50_ms'])} / {number(extra['after_answer_p99_ms'])} "
+            f"| {extra['delivered']:,.0f} / {extra['expected']:,.0f} | {extra['lost']:.0f} "
+            f"| {extra['duplicates']:.0f} |"
+        )
+    lines += [
+        "",
+        "| target | worker RSS before → after, MiB | per 1,000 subscribers, MiB "
+        "| /api/status p99 idle → loaded, ms | ratio | probes failed | writes ok / failed "
+        "| write p99 ms | cores: server workers | subscribers | writer + prober "
+        "| write server | rest of the machine | load average before (1 min) "
+        "| full GCs in the workers, longest ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        extra = row["extra"]
+        lines.append(
+            f"| {row['target']} "
+            f"| {extra['rss_before_mib']:.0f} → {extra['rss_after_mib']:.0f} "
+            f"| {number(extra['rss_per_1000_mib'])} "
+            f"| {number(extra['status_idle_p99_ms'])} → {number(extra['status_load_p99_ms'])} "
+            f"| {number(extra['status_p99_ratio'], '.2f')} "
+            f"| {extra['status_load_failures']:.0f} "
+            f"| {extra['writes']:.0f} / {extra['writes_failed']:.0f} "
+            f"| {number(extra['write_p99_ms'], '.0f')} "
+            f"| {extra['cores_workers']:.2f} | {extra['cores_clients']:.2f} "
+            f"| {extra['cores_writer_prober']:.2f} "
+            f"| {extra.get('cores_write_server', 0.0):.2f} | {extra['cores_others']:.2f} "
+            f"| {extra['machine_load_1m']:.1f} "
+            f"| {extra.get('gc_full_collections', 0):.0f}, "
+            f"{extra.get('gc_full_max_ms', 0):.0f} |"
+        )
+    lines.append("")
+    return lines
 
 
 def slowest_ms(row: Row) -> float:
@@ -365,6 +526,7 @@ def render(report: dict[str, Any]) -> str:
         "",
         *table(results, {"G"}),
         "",
+        *sse_section(report),
     ]
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().rstrip(), ""]

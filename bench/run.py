@@ -32,6 +32,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
 
@@ -279,20 +280,22 @@ def check_same_answers(bases: dict[str, str], headers: Sequence[str]) -> None:
 # --- the app's data ---------------------------------------------------------------
 
 
-async def reset_postgres() -> str:
+async def reset_postgres(name: str = POSTGRES_DATABASE) -> str:
+    """Database *name* on BENCH_POSTGRES_ADMIN_URL's server, created if need be and
+    emptied; its URL."""
     admin = build_engine(POSTGRES_ADMIN_URL)
     try:
         async with admin.connect() as connection:
             connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
             exists = await connection.scalar(
                 text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                {"name": POSTGRES_DATABASE},
+                {"name": name},
             )
             if not exists:
-                await connection.execute(text(f'CREATE DATABASE "{POSTGRES_DATABASE}"'))
+                await connection.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         await admin.dispose()
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{POSTGRES_DATABASE}"
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     engine = build_engine(url)
     try:
         async with engine.begin() as connection:
@@ -522,6 +525,16 @@ class Bench:
             result = self.record("F", target, "/api/things", 64, **summarise(target_runs))
             result.runs = target_runs
 
+    def scenario_s_streams(self) -> None:
+        """S: live updates held by BENCH_SSE_SUBSCRIBERS subscribers on quart_app, then
+        the same stream in Flask under gunicorn gthread (bench/sse.py, which starts its
+        own servers on its own database)."""
+        from bench import sse  # it imports this module
+
+        for row in sse.scenario_s(self.workdir, sse.subscriber_counts()):
+            print(sse.describe(row), flush=True)
+            self.record("S", row.target, sse.STREAM_PATH, row.connections, **row.numbers)
+
     def scenario_g_serving(self, env: dict[str, str]) -> None:
         """/api/status at 1,024 connections, three runs in a row per serving candidate."""
         for worker_class, backlog in SERVING_CANDIDATES:
@@ -560,8 +573,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--scenarios",
-        default="ABCDEFG",
-        help="which scenarios to run, e.g. F for the side-by-side list only (default: all)",
+        default=os.environ.get("BENCH_SCENARIOS", "ABCDEFGS"),
+        help="which scenarios to run, e.g. F for the side-by-side list only (default: all;"
+        " BENCH_SCENARIOS)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other scenarios' results already in --output, replacing only the"
+        " scenarios run now",
     )
     args = parser.parse_args(argv)
     wanted = set(args.scenarios.upper())
@@ -570,6 +590,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ensure_wrk()
     raise_open_file_limit()
     started = datetime.now(UTC)
+    scenarios_started = dict.fromkeys(
+        sorted(wanted & set("ABCDEFG")), started.isoformat(timespec="seconds")
+    )
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         bench = Bench(args.seconds, workdir, args.repeat)
@@ -622,6 +645,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if "F" in wanted:
             bench.scenario_f_flask_list("SQLite", sqlite_env, token)
             bench.scenario_f_flask_list("PostgreSQL", postgres_env, token_pg)
+        # S starts its own servers, on its own database.
+        if "S" in wanted:
+            scenarios_started["S"] = datetime.now(UTC).isoformat(timespec="seconds")
+            bench.scenario_s_streams()
     report = {
         "started": started.isoformat(timespec="seconds"),
         "seconds_per_run": args.seconds,
@@ -631,10 +658,31 @@ def main(argv: Sequence[str] | None = None) -> None:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
+        "scenarios_started": scenarios_started,
         "results": [asdict(result) for result in bench.results],
     }
+    if args.merge and args.output.exists():
+        report = merged(json.loads(args.output.read_text()), report, wanted)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")
+
+
+def merged(previous: dict[str, Any], report: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
+    """*previous* with the results of the scenarios in *wanted* replaced by *report*'s.
+
+    The run's header (start, wrk's seconds and rounds) stays *previous*'s unless this
+    run loaded something with wrk; ``scenarios_started`` says when each scenario ran.
+    """
+    kept = [row for row in previous["results"] if row["scenario"] not in wanted]
+    header = report if wanted & set("ABCDEFG") else previous
+    return {
+        **header,
+        "scenarios_started": {
+            **previous.get("scenarios_started", {}),
+            **report["scenarios_started"],
+        },
+        "results": kept + report["results"],
+    }
 
 
 if __name__ == "__main__":
