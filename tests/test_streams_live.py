@@ -12,9 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypercorn.config import Config
 
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,
+    ROOT,
     LiveServer,
     hypercorn_process,
     prepare_server_env,
@@ -206,3 +208,23 @@ async def test_sigterm_ends_streams_at_once_and_the_server_stops_well_within_the
             await stream.next_event(within=3)
     await eventually(lambda: server.process.poll() is not None, within=5, what="server exited")
     assert server.process.returncode == 0
+
+
+def test_hypercorn_toml_sets_no_read_timeout() -> None:
+    """hypercorn's read_timeout bounds every wait for the client's next bytes, and an
+    HTTP/1.1 stream's client sends none: it cut every idle stream (make bench)."""
+    assert Config.from_toml(ROOT / "hypercorn.toml").read_timeout is None
+
+
+@pytest.mark.server_env(QUART_EVENT_STREAM_KEEPALIVE="1")
+async def test_an_idle_stream_outlives_the_servers_idle_timeouts(server: LiveServer) -> None:
+    """Past keep_alive_timeout (5 s), with keep-alive comments only, the stream still
+    delivers."""
+    await wait_until_serving(server)
+    headers = await admin_token(server.url)
+    idle = int(Config.from_toml(ROOT / "hypercorn.toml").keep_alive_timeout) + 2
+    async with http_stream(server.url, headers) as stream:
+        # One a second, so idle seconds pass without an event.
+        assert await stream.comments(idle) == []
+        thing = await write(server.url, headers, "after the quiet")
+        assert (await stream.next_event()).json == thing

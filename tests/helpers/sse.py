@@ -158,6 +158,16 @@ class HttpStream:
         """The next *count* events."""
         return [await self.next_event(within) for _ in range(count)]
 
+    async def comments(self, count: int, within: float = 30.0) -> list[ServerEvent]:
+        """Read until *count* comment lines came; return the events read meanwhile.
+
+        (A timeout around ``next_event`` would cancel httpx's read and close the stream.)
+        """
+        async with asyncio.timeout(within):
+            while len(self.parser.comments) < count:
+                self._pending.extend(self.parser.feed(await anext(self._chunks)))
+        return self._pending
+
 
 @asynccontextmanager
 async def http_stream(
