@@ -232,11 +232,11 @@ def sse_rows(results: Sequence[Row]) -> list[Row]:
 
 def sse_targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool | None]]:
     """Scenario S's rows of the targets table: the largest run of quart_app as deployed
-    (a target), and without hypercorn's read_timeout (shown only)."""
-    from bench.sse import QUART_TARGET, QUART_UNCUT_TARGET
+    (a target), and without full collections (the diagnosis: shown only)."""
+    from bench.sse import QUART_NO_FULL_GC_TARGET, QUART_TARGET
 
     rows: list[tuple[str, str, float, str, bool | None]] = []
-    for prefix, shown_only in ((QUART_TARGET, False), (QUART_UNCUT_TARGET, True)):
+    for prefix, shown_only in ((QUART_TARGET, False), (QUART_NO_FULL_GC_TARGET, True)):
         runs = [row for row in sse_rows(results) if row["target"].startswith(prefix)]
         if not runs:
             continue
@@ -284,7 +284,8 @@ def sse_section(report: dict[str, Any]) -> list[str]:
         f"Run of {started} (`bench/sse.py`; knobs `BENCH_SSE_*`). One instance, "
         "`quart_app.serve` with `hypercorn.toml` (2 asyncio workers), on PostgreSQL "
         "(`bench_sse`, fan-out by LISTEN/NOTIFY), holds the subscribers of "
-        f"`GET /api/things/events`, {first.get('per_user', 10):.0f} per user, while "
+        "`GET /api/things/events` (as many as each row says), "
+        f"{first.get('per_user', 10):.0f} per user, while "
         "things are written through `POST /api/things` at "
         f"{first.get('writes_per_second', 50):.0f}/s for {first.get('seconds', 30):.0f} s, "
         "round robin over those users, and `GET /api/status` is probed at "

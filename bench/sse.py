@@ -14,21 +14,28 @@ Measured:
 - deliveries: expected = for every write answered 201, the subscribers of its user
   that were established (answered 200 and sent ``retry:``) before writes started;
   lost = expected but not received by the end (``drain_seconds`` after the last
-  write), extra = received more often than expected (duplicates);
+  write), duplicates = received more often than expected;
 - memory: VmRSS of the worker processes (``/proc/<pid>/status``) before the
   subscribers connect and after, per 1,000 subscribers;
 - ``/api/status`` latency, at ``probe_rate``, idle (no subscriber, no write) and under
-  the load;
+  the load, as many probes each;
 - CPU time (``/proc/<pid>/stat``) of the server's workers, of the subscriber
   processes and of this process (writer and prober) over the load, against the whole
-  machine's (``/proc/stat``): what is left is PostgreSQL's and everything else's.
+  machine's (``/proc/stat``): what is left is PostgreSQL's and everything else's;
+- the garbage collector's pauses in the server's workers (``GC_PROBE``).
 
 The subscribers are raw asyncio ``Protocol``s (HTTP/1.1 head, chunked decoding and
 the event parser written out; uvloop when installed) in ``clients`` child processes
 (``python -m bench.sse client``), opening their connections at ``open_rate`` a second
-in all. Then the same stream written the Flask way (``bench/flask_sse.py``) under
-gunicorn gthread, 2 workers, for each thread count asked for, with the writes going to
-a quart_app instance on the same database (the writes cost the same in both runs).
+in all, and reconnecting as EventSource does (after ``retry:``, with
+``Last-Event-ID``) if the server closes a stream.
+
+quart_app runs at each count of BENCH_SSE_SUBSCRIBERS (default 2,500, 5,000 and
+10,000), then at the largest with full collections off (a diagnosis). Then the same
+stream written the Flask way (``bench/flask_sse.py``) under gunicorn gthread, 2
+workers, at the largest count, for each thread count of BENCH_SSE_FLASK_THREADS, with
+the writes going to a quart_app instance on the same database (the writes cost the
+same in both runs). Other knobs: ``Plan.from_environment``.
 
     .venv/bin/python -m bench.sse --subscribers 1000 --flask-threads 250,600
     .venv/bin/python -m bench.run --scenarios S --merge   # into docs/benchmarks.json
@@ -78,7 +85,8 @@ class Plan:
     seconds: float = 30.0
     open_rate: float = 500.0
     probe_rate: float = 20.0
-    idle_seconds: float = 10.0
+    # As long as the load, so both p99s come from as many probes.
+    idle_seconds: float = 30.0
     clients: int = 2
     establish_timeout: float = 20.0
     drain_seconds: float = 3.0
@@ -112,9 +120,14 @@ def _numbers(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+# The contract's count last; the smaller ones show how the latency grows with it.
+DEFAULT_SUBSCRIBERS = "2500,5000,10000"
+
+
 def subscriber_counts() -> list[int]:
-    """BENCH_SSE_SUBSCRIBERS: one count, or several ("2500,5000,10000") run in turn."""
-    return _numbers(os.environ.get("BENCH_SSE_SUBSCRIBERS", "10000"))
+    """BENCH_SSE_SUBSCRIBERS: the counts quart_app is run at, in turn; the diagnosis and
+    the Flask servers run at the largest."""
+    return _numbers(os.environ.get("BENCH_SSE_SUBSCRIBERS", DEFAULT_SUBSCRIBERS))
 
 
 def flask_thread_counts(subscribers: int) -> list[int]:
@@ -935,33 +948,9 @@ async def measure(
 # --- servers and data ---------------------------------------------------------------
 
 
-# Scenario S's quart_app targets: as deployed, and with hypercorn's read_timeout off.
+# Scenario S's quart_app targets: as deployed, and without full collections.
 QUART_TARGET = "quart_app (hypercorn.toml: 2 asyncio workers)"
-QUART_UNCUT_TARGET = "quart_app (hypercorn.toml less read_timeout)"
-QUART_NO_FULL_GC_TARGET = "quart_app (less read_timeout, no full GC: diagnosis)"
-
-
-def uncut_quart_server(workdir: Path) -> list[str]:
-    """quart_app served with hypercorn.toml but for read_timeout.
-
-    hypercorn applies read_timeout to every read of a connection, not only to a request
-    body's: a stream whose client sends nothing for that long (an EventSource never
-    does) is closed, and the client reconnects with Last-Event-ID after retry:. This run
-    shows the streams without those cuts.
-    """
-    from bench.run import quart_app_server
-
-    production = ROOT / "hypercorn.toml"
-    toml = workdir / "hypercorn-without-read-timeout.toml"
-    toml.write_text(
-        re.sub(
-            r"^read_timeout\s*=.*$",
-            "# read_timeout: left out by bench/sse.py",
-            production.read_text(),
-            flags=re.MULTILINE,
-        )
-    )
-    return [str(toml) if part == str(production) else part for part in quart_app_server(None)]
+QUART_NO_FULL_GC_TARGET = "quart_app (hypercorn.toml, no full GC: diagnosis)"
 
 
 def flask_server(threads: int) -> list[str]:
@@ -1047,7 +1036,8 @@ def scenario_s(
     counts: Sequence[int],
     flask_threads: Sequence[int] | None = None,
 ) -> Iterator[Row]:
-    """quart_app at each subscriber count in *counts*, then Flask gthread at the largest,
+    """quart_app at each subscriber count in *counts*, then at the largest without full
+    collections (unless BENCH_SSE_GC_DIAGNOSIS=0), then Flask gthread at the largest,
     for each thread count in *flask_threads* (None: ``flask_thread_counts``)."""
     from bench.flask_things import sync_database_url
     from bench.run import app_env, quart_app_server, reset_postgres, wait_until_quiet
@@ -1063,17 +1053,14 @@ def scenario_s(
     )  # fmt: skip
     tokens = asyncio.run(seed_users(database_url, env["QUART_SECRET_KEY"], plans[largest].users))
     quart = (quart_app_server(None), env)
-    uncut = uncut_quart_server(workdir)
-    # (target, command, full collections on, subscribers): as deployed at the largest
-    # count; without read_timeout at each count; and without full collections.
-    runs = [(QUART_TARGET, quart[0], True, largest)]
-    if os.environ.get("BENCH_SSE_WITHOUT_READ_TIMEOUT", "1") != "0":
-        runs += [(QUART_UNCUT_TARGET, uncut, True, count) for count in sorted(counts)]
+    # (target, full collections on, subscribers): as deployed at each count, then
+    # without full collections at the largest.
+    runs = [(QUART_TARGET, True, count) for count in sorted(counts)]
     if os.environ.get("BENCH_SSE_GC_DIAGNOSIS", "1") != "0":
-        runs.append((QUART_NO_FULL_GC_TARGET, uncut, False, largest))
-    for number, (label, command, full, count) in enumerate(runs):
+        runs.append((QUART_NO_FULL_GC_TARGET, False, largest))
+    for number, (label, full, count) in enumerate(runs):
         server_env = gc_probe_env(env, workdir, f"quart-{number}", full=full)
-        with _servers([(command, server_env)], workdir) as (base,):
+        with _servers([(quart[0], server_env)], workdir) as (base,):
             wait_until_quiet()
             state = machine_state()
             numbers = asyncio.run(
@@ -1141,7 +1128,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--subscribers",
-        default=os.environ.get("BENCH_SSE_SUBSCRIBERS", "10000"),
+        default=os.environ.get("BENCH_SSE_SUBSCRIBERS", DEFAULT_SUBSCRIBERS),
         help="subscriber counts for quart_app, comma-separated (BENCH_SSE_SUBSCRIBERS)",
     )
     parser.add_argument(
