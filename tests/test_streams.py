@@ -557,3 +557,18 @@ async def test_a_stream_whose_body_never_starts_leaves_the_hub(
             await connection.send_complete()
     gc.collect()
     await _wait_streams(app, user.id, 0)
+
+
+async def test_a_new_stream_says_where_it_starts_so_a_drop_before_any_event_loses_nothing(
+    app: Quart, user: Account, user_client: Client
+) -> None:
+    await user_client.post("/api/things", json={"title": "before"})
+    async with open_stream(user_client) as stream:
+        await stream.started()
+        start = stream.parser.last_id
+    assert start == str(await newest_event_id(app))
+    # The stream dropped before any event; a change happens meanwhile.
+    missed = await (await user_client.post("/api/things", json={"title": "away"})).get_json()
+    async with open_stream(user_client, headers={"Last-Event-ID": start}) as stream:
+        event = await stream.next_event()
+    assert event.json == missed

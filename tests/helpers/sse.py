@@ -40,6 +40,12 @@ class EventParser:
     _event: str = ""
     _data: list[str] = field(default_factory=list)
 
+    @property
+    def last_id(self) -> str | None:
+        """The last ``id:`` field seen, with or without an event (EventSource's
+        Last-Event-ID)."""
+        return self._id
+
     def feed(self, chunk: bytes) -> list[ServerEvent]:
         """The events completed by *chunk*."""
         self._buffer += chunk.decode()

@@ -103,12 +103,13 @@ async def _open_stream(*, audience: int | None, admin: bool) -> ResponseReturnVa
     except StreamRefused as refusal:
         body, status, headers = json_error(refusal.message, refusal.status)
         return body, status, {**headers, "Retry-After": str(refusal.retry_after)}
+    last_id = _last_event_id()
     try:
-        first = await _replay_start(stream, _last_event_id())
+        first = await _replay_start(stream, last_id)
     except BaseException:
         live.leave(stream)
         raise
-    frames = _frames(live.app, stream, first)
+    frames = _frames(live.app, stream, first, resumed=last_id is not None)
     # A client that hangs up before the body starts leaves a generator that never runs
     # (nor its finally): the stream leaves the hub when the generator is collected.
     weakref.finalize(frames, live.leave, stream)
@@ -167,15 +168,19 @@ def _frame(delivery: Delivery) -> str:
     return f"id: {delivery.id}\nevent: {delivery.kind}\ndata: {delivery.body}\n\n"
 
 
-async def _frames(app: Quart, stream: Stream, first: list[str]) -> AsyncGenerator[str, None]:
+async def _frames(
+    app: Quart, stream: Stream, first: list[str], *, resumed: bool
+) -> AsyncGenerator[str, None]:
     # An app context (for the database), not the request's: a stream holds it for as
     # long as it is open, and the request context is larger.
     async with app.app_context():
-        async for frame in _frames_in_context(stream, first):
+        async for frame in _frames_in_context(stream, first, resumed=resumed):
             yield frame
 
 
-async def _frames_in_context(stream: Stream, first: list[str]) -> AsyncGenerator[str, None]:
+async def _frames_in_context(
+    stream: Stream, first: list[str], *, resumed: bool
+) -> AsyncGenerator[str, None]:
     config = current_app.config
     keepalive = float(config["EVENT_STREAM_KEEPALIVE"])
     recheck = float(config["EVENT_STREAM_RECHECK"])
@@ -183,7 +188,10 @@ async def _frames_in_context(stream: Stream, first: list[str]) -> AsyncGenerator
     stream.task = asyncio.current_task()
     checked = time.monotonic()
     try:
-        yield f"retry: {int(float(config['EVENT_STREAM_RETRY']) * 1000)}\n\n"
+        retry = f"retry: {int(float(config['EVENT_STREAM_RETRY']) * 1000)}\n"
+        # A new stream says where it starts: its id becomes EventSource's Last-Event-ID
+        # (without an event), so a drop before the first event loses nothing either.
+        yield retry + ("" if resumed else f"id: {stream.sent}\n") + "\n"
         if first:
             yield "".join(first)
             while batch := await _replay_batch(stream):
