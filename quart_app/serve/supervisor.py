@@ -49,10 +49,12 @@ What the supervisor does:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import multiprocessing
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -60,17 +62,20 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as EventType
 from types import FrameType
-from typing import cast
+from typing import Any
 
-from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
+from hypercorn.typing import AppWrapper
+from hypercorn.utils import load_application
 
 from quart_app.serve.access_log import AccessLogger
 from quart_app.upstream import hypercorn as upstream_hypercorn
 
 log = logging.getLogger("quart_app.serve")
+# hypercorn's worker classes that serve_worker runs.
+WORKER_CLASSES = ("asyncio", "uvloop")
 
 DEFAULT_APP = "quart_app.asgi:app"
 # This many deaths within the window means the workers cannot run at all.
@@ -80,45 +85,52 @@ CRASH_WINDOW = 30.0
 # their own shutdown (closing pools, flushing logs).
 KILL_MARGIN = 5.0
 
-_WORKERS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
-
 
 def serve_worker(config: Config, sockets: Sockets) -> None:
-    """One worker process: hypercorn's worker, stopping when its supervisor is gone."""
+    """One worker process: hypercorn's worker, stopping when its supervisor is gone.
+
+    As hypercorn's own asyncio and uvloop workers run, but with a shutdown trigger of
+    our own: on SIGTERM or SIGINT it first tells the app (``begin_draining``), whose
+    live streams never finish by themselves, then lets hypercorn drain as usual.
+    """
     _drain_when_orphaned()
     # Before any connection is accepted: the HTTP/2 and h11 fixes (quart_app.upstream.hypercorn).
     upstream_hypercorn.apply()
-    # A signal to this worker alone drains it, like the supervisor's SIGTERM does.
-    # hypercorn asks only is_set() of its shutdown event.
-    _WORKERS[config.worker_class](config, sockets, cast(EventType, StopSignal()))
+    app = load_application(config.application_path, config.wsgi_max_body_size)
+    loop_factory = None
+    if config.worker_class == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.get_loop().set_exception_handler(_ignore_tls_handshake_failures)
+        runner.run(_serve(app, config, sockets))
 
 
-class StopSignal:
-    """SIGTERM or SIGINT received: hypercorn's shutdown event for one worker.
+async def _serve(app: AppWrapper, config: Config, sockets: Sockets) -> None:
+    # The handlers go in before the app starts, as hypercorn's own do: a signal to this
+    # worker alone drains it, like the supervisor's SIGTERM does.
+    received = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for name in ("SIGTERM", "SIGINT"):
+        loop.add_signal_handler(getattr(signal, name), received.set)
 
-    hypercorn polls ``is_set`` (every 0.1 s, on the worker's loop) and then stops
-    accepting and waits for the requests in flight. Live streams never finish by
-    themselves, so the apps are told first (``begin_draining``), and end them at once.
-    """
-
-    def __init__(self) -> None:
-        self._received = False
-        self._announced = False
-        for name in ("SIGTERM", "SIGINT"):
-            signal.signal(getattr(signal, name), self._receive)
-
-    def _receive(self, _signum: int, _frame: FrameType | None) -> None:
-        self._received = True
-
-    def is_set(self) -> bool:
-        """Whether to stop; the first time it is, tell the apps to end their streams."""
+    async def stop_signal() -> None:
+        await received.wait()
         # Imported by the worker only: the supervisor imports none of the app.
         from quart_app.http.draining import begin_draining
 
-        if self._received and not self._announced:
-            self._announced = True
-            begin_draining()
-        return self._received
+        begin_draining()
+
+    await worker_serve(app, config, sockets=sockets, shutdown_trigger=stop_signal)
+
+
+def _ignore_tls_handshake_failures(
+    loop: asyncio.AbstractEventLoop, context: dict[str, Any]
+) -> None:
+    # As hypercorn's workers do: a client's failed TLS handshake is no error of ours.
+    if not isinstance(context.get("exception"), ssl.SSLError):
+        loop.default_exception_handler(context)
 
 
 def _drain_when_orphaned() -> None:
@@ -266,8 +278,8 @@ def load_config(arguments: argparse.Namespace) -> Config:
         config.keyfile = arguments.keyfile
     if config.statsd_host is None:  # hypercorn puts its statsd logger only over its own
         config.logger_class = AccessLogger
-    if config.worker_class not in _WORKERS:
-        raise SystemExit(f"worker_class must be one of {sorted(_WORKERS)}")
+    if config.worker_class not in WORKER_CLASSES:
+        raise SystemExit(f"worker_class must be one of {sorted(WORKER_CLASSES)}")
     if config.workers < 1:
         raise SystemExit("workers must be at least 1")
     return config
@@ -281,7 +293,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-b", "--bind", action="append", help="HOST:PORT, overrides the file")
     parser.add_argument("-w", "--workers", type=int, help="worker processes")
     parser.add_argument("--access-logfile", help="access log path, '-' for stdout")
-    parser.add_argument("-k", "--worker-class", choices=sorted(_WORKERS), help="event loop")
+    parser.add_argument("-k", "--worker-class", choices=sorted(WORKER_CLASSES), help="event loop")
     parser.add_argument("--backlog", type=int, help="listen queue length")
     parser.add_argument("--certfile", help="PEM certificate chain: serve TLS (with --keyfile)")
     parser.add_argument("--keyfile", help="PEM private key of the certificate")
