@@ -34,9 +34,10 @@ import quart
 import quart_schema.conversion
 from hpack import Encoder
 from hypercorn.asyncio import serve
-from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config
 from hypercorn.protocol.h2 import H2Protocol
+from hypercorn.utils import load_application
 from hyperframe.frame import (
     DataFrame,
     Frame,
@@ -743,11 +744,11 @@ def test_hypercorn_h2_keep_alive_internals_are_still_there() -> None:
 
 
 def test_hypercorn_worker_entry_points_keep_their_signature() -> None:
-    """``serve.serve_worker`` runs hypercorn's own worker, as hypercorn's ``run()`` does:
-    called with the config and sockets and no shutdown event, it installs its own
-    SIGTERM/SIGINT handlers (tests/test_serve.py checks the draining)."""
-    for worker in (asyncio_worker, uvloop_worker):
-        assert parameters(worker) == ["config", "sockets", "shutdown_event"]
+    """``serve.serve_worker`` loads the app and runs hypercorn's ``worker_serve`` with a
+    shutdown trigger of its own, as hypercorn's asyncio and uvloop workers do
+    (tests/test_serve.py checks the draining, test_streams_live the streams' end)."""
+    assert parameters(worker_serve) == ["app", "config", "sockets", "shutdown_trigger"]
+    assert parameters(load_application) == ["path", "wsgi_max_body_size"]
     assert parameters(Config.create_sockets) == ["self"]
 
 

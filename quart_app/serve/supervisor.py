@@ -3,10 +3,11 @@
     python -m quart_app.serve -c hypercorn.toml [--bind 127.0.0.1:8080] [--workers 2]
                               [--certfile cert.pem --keyfile key.pem]
 
-Each worker is hypercorn's own (``asyncio_worker`` or ``uvloop_worker``, as
+Each worker runs hypercorn's own ``worker_serve`` on an asyncio or uvloop loop (as
 ``worker_class`` says), so a request is served as under ``hypercorn -c
-hypercorn.toml``; what differs is process management, and that each worker gets its
-own listening sockets (``SO_REUSEPORT``), so the kernel balances connections.
+hypercorn.toml``; what differs is process management, that each worker gets its own
+listening sockets (``SO_REUSEPORT``), so the kernel balances connections, and that a
+stop signal first ends the app's live streams (``serve_worker``).
 
 Upstream bugs worked around here (hypercorn 0.18.0; each test runs the installed, bare
 hypercorn and fails once the bug is gone, so the workaround can be removed). The first
@@ -24,9 +25,9 @@ two are hypercorn's behaviour, not its code, so they stay here rather than in
    the shutdown event (lines 64-67), but ``terminate()``s every other worker as soon as
    the first one has exited (96-104); a worker given that event installs no SIGTERM
    handler (``worker_serve`` in ``hypercorn/asyncio/run.py``, lines 65-79), so it dies
-   mid-request. No upstream issue found. Here: workers get no shutdown event, so
-   SIGTERM drains them; ``Supervisor.stop`` sends it to each and waits up to
-   ``graceful_timeout``. Test (tests/test_serve.py):
+   mid-request. No upstream issue found. Here: each worker handles SIGTERM itself
+   (its own shutdown trigger), so SIGTERM drains it; ``Supervisor.stop`` sends it to
+   each and waits up to ``graceful_timeout``. Test (tests/test_serve.py):
    ``test_installed_hypercorn_still_cuts_draining_requests_on_sigterm``.
 3. HTTP/2 drops a connection when the app answers before reading the request body
    (pgjones/hypercorn#329). Here: ``serve_worker`` applies ``quart_app.upstream.hypercorn``
