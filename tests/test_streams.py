@@ -42,6 +42,19 @@ async def newest_event_id(app: Quart) -> int:
     return int(rows[0].id or 0)
 
 
+async def hub_caught_up(app: Quart) -> int:
+    """Wait until the hub has read the newest event (on PostgreSQL it reads when its
+    NOTIFY comes back), where a new stream starts; return that id."""
+    newest = await newest_event_id(app)
+
+    async def read_it() -> bool:
+        async with app.app_context():
+            return hub().cursor == newest
+
+    await eventually(read_it, within=5, what=f"the hub at event {newest}")
+    return newest
+
+
 async def open_streams(app: Quart, user_id: int | None = None) -> int:
     async with app.app_context():
         return hub().open_streams(user_id)
@@ -257,13 +270,14 @@ async def test_a_client_that_saw_everything_gets_nothing_twice(
 async def test_an_id_that_is_not_ours_gets_a_reset(
     app: Quart, user: Account, user_client: Client, last_id: str
 ) -> None:
+    start = await hub_caught_up(app)
     async with open_stream(user_client, headers={"Last-Event-ID": last_id}) as stream:
         event = await stream.next_event()
         # The reset carries an id to resume from: changes after it come next.
         thing = await (await user_client.post("/api/things", json={"title": "after"})).get_json()
         after = await stream.next_event()
     assert (event.event, event.json) == ("reset", {})
-    assert int(event.id or -1) == await newest_event_id(app) - 1
+    assert int(event.id or -1) == start
     assert after.json == thing
 
 
@@ -280,10 +294,11 @@ async def test_past_the_retention_a_reconnecting_client_gets_a_reset(
     await stored(app, update(Event).values(created_at=utcnow() - timedelta(days=2)))
     async with app.app_context():
         assert await prune_events(retention=86400) >= 2
+    newest = await hub_caught_up(app)
     async with open_stream(user_client, headers={"Last-Event-ID": str(seen.id)}) as stream:
         event = await stream.next_event()
     assert event.event == "reset"
-    assert int(event.id or 0) == await newest_event_id(app)
+    assert int(event.id or 0) == newest
 
 
 # --- the admins' stream ---------------------------------------------------------------------
@@ -563,10 +578,11 @@ async def test_a_new_stream_says_where_it_starts_so_a_drop_before_any_event_lose
     app: Quart, user: Account, user_client: Client
 ) -> None:
     await user_client.post("/api/things", json={"title": "before"})
+    newest = await hub_caught_up(app)
     async with open_stream(user_client) as stream:
         await stream.started()
         start = stream.parser.last_id
-    assert start == str(await newest_event_id(app))
+    assert start == str(newest)
     # The stream dropped before any event; a change happens meanwhile.
     missed = await (await user_client.post("/api/things", json={"title": "away"})).get_json()
     async with open_stream(user_client, headers={"Last-Event-ID": start}) as stream:
