@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text, update
 from quart_app.data.base import utcnow
 from quart_app.data.events import prune_events
 from quart_app.data.fanout import LISTENER_NAME, hub
-from quart_app.data.models import Event, UserType
+from quart_app.data.models import AuthSession, Event, UserType
 from tests.helpers.apps import (
     Account,
     Client,
@@ -588,3 +588,20 @@ async def test_a_new_stream_says_where_it_starts_so_a_drop_before_any_event_lose
     async with open_stream(user_client, headers={"Last-Event-ID": start}) as stream:
         event = await stream.next_event()
     assert event.json == missed
+
+
+async def test_a_sign_in_that_expires_ends_its_stream_at_the_next_check(
+    database_url: str,
+) -> None:
+    """No event announces an expiry: an idle stream checks its session every
+    EVENT_STREAM_RECHECK seconds."""
+    await reset_schema(database_url)
+    app = make_app(database_url, EVENT_STREAM_KEEPALIVE=0.05, EVENT_STREAM_RECHECK=0.1)
+    async with app.test_app():
+        client = await signed_in_client(
+            app, await add_user(app, "alice", "alice-password-1", UserType.USER)
+        )
+        async with open_stream(client) as stream:
+            await stream.started()
+            await stored(app, update(AuthSession).values(expires_at=utcnow()))
+            assert await _ends_revoked(stream) == [("end", {"reason": "revoked"})]

@@ -262,7 +262,7 @@ class Hub:
             raise StreamRefused(503, "The server is restarting", 1)
         if not self.available:
             raise StreamRefused(503, "Live updates are unavailable", 5)
-        if len(self._streams_of.get(user_id, ())) >= self.per_user:
+        if self.open_streams(user_id) >= self.per_user:
             raise StreamRefused(429, "Too many open streams", 5)
 
     def leave(self, stream: Stream) -> None:

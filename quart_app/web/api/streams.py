@@ -21,6 +21,7 @@ from quart.typing import ResponseReturnValue
 from quart_app.data.events import events_after, log_bounds
 from quart_app.data.fanout import (
     ENDED_OVERFLOW,
+    ENDED_REVOKED,
     Delivery,
     Stream,
     StreamRefused,
@@ -133,7 +134,7 @@ async def _replay_start(stream: Stream, last_id: int | str | None) -> list[str]:
     if last_id is None:
         return []
     oldest, newest = await log_bounds()
-    if last_id == "bad" or not isinstance(last_id, int) or last_id > newest:
+    if not isinstance(last_id, int) or last_id > newest:
         return [_reset(stream)]
     if last_id < oldest - 1:
         # Events after last_id were pruned (EVENT_RETENTION): the client cannot catch
@@ -208,8 +209,9 @@ async def _frames_in_context(
             if time.monotonic() - checked >= recheck:
                 checked = time.monotonic()
                 if not await still_allowed(stream):
-                    yield 'event: end\ndata: {"reason": "revoked"}\n\n'
-                    return
+                    # Ended as when the hub hears of a revocation: the next round says so.
+                    stream.end(ENDED_REVOKED)
+                    continue
             yield ": keep-alive\n\n"
     finally:
         live.leave(stream)
