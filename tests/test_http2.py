@@ -45,7 +45,7 @@ from tests.helpers.live import (
     wait_until_serving,
 )
 from tests.helpers.services import reset_schema
-from tests.helpers.sse import EventParser, ServerEvent
+from tests.helpers.sse import HttpStream
 from tests.helpers.waiting import eventually
 
 MAX_CONTENT_LENGTH = 64 * 1024  # the app's default QUART_MAX_CONTENT_LENGTH
@@ -231,35 +231,9 @@ STREAM_CAP = int(DEFAULTS["EVENT_STREAMS_PER_USER"])
 assert STREAMS_ON_ONE_CONNECTION <= STREAM_CAP
 
 
-class OpenStream:
-    """An event stream of the things, being read from a streamed httpx response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self._chunks = response.aiter_bytes()
-        self.parser = EventParser()
-        self._pending: list[ServerEvent] = []
-
-    async def _read(self) -> None:
-        self._pending.extend(self.parser.feed(await anext(self._chunks)))
-
-    async def started(self) -> None:
-        """Wait for the stream's first frame, ``retry:``: it is open, and joined."""
-        async with asyncio.timeout(10):
-            while self.parser.retry is None:
-                await self._read()
-
-    async def next_event(self) -> ServerEvent:
-        """The next event; fails if none comes within 10 s."""
-        async with asyncio.timeout(10):
-            while not self._pending:
-                await self._read()
-        return self._pending.pop(0)
-
-
 async def open_stream(
     client: httpx.AsyncClient, token: dict[str, str], stack: AsyncExitStack
-) -> OpenStream | httpx.Response:
+) -> HttpStream | httpx.Response:
     """A stream of the things, open and started; or the refusal, read; *stack* closes it."""
     response = await stack.enter_async_context(
         client.stream("GET", "/api/things/events", headers=token)
@@ -268,14 +242,14 @@ async def open_stream(
         await response.aread()
         return response
     assert response.headers["content-type"].startswith("text/event-stream")
-    stream = OpenStream(response)
+    stream = HttpStream(response)
     await stream.started()
     return stream
 
 
 async def open_streams(
     client: httpx.AsyncClient, token: dict[str, str], count: int, stack: AsyncExitStack
-) -> list[OpenStream]:
+) -> list[HttpStream]:
     """*count* streams, each open before the next is asked for."""
     streams = []
     for _ in range(count):
@@ -313,7 +287,7 @@ async def test_many_event_streams_and_requests_share_one_http2_connection(
                 ("thing.deleted", {"id": thing_id}),
             ]
 
-            async def changes(stream: OpenStream) -> list[tuple[str, object]]:
+            async def changes(stream: HttpStream) -> list[tuple[str, object]]:
                 events = [await stream.next_event() for _ in expected]
                 return [(event.event, event.json) for event in events]
 

@@ -124,13 +124,8 @@ async def test_an_idle_stream_sends_keep_alive_comments(database_url: str) -> No
         )
         async with open_stream(client) as stream:
             await stream.started()
-            await eventually(lambda: _read_some(stream), within=5, what="two keep-alive comments")
+            await stream.comments(2, within=5)
     assert stream.parser.comments[:2] == ["keep-alive", "keep-alive"]
-
-
-async def _read_some(stream: InProcessStream) -> bool:
-    stream._pending.extend(stream.parser.feed(await stream.connection.receive()))
-    return len(stream.parser.comments) >= 2
 
 
 # --- the status semantics, decided before the stream starts --------------------------------

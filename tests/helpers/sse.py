@@ -76,11 +76,13 @@ class EventParser:
         return events
 
 
-class InProcessStream:
-    """A stream opened with the Quart test client."""
+class EventReader:
+    """Events read from a stream's body, chunk by chunk, whatever carries it."""
 
-    def __init__(self, connection: TestHTTPConnection) -> None:
-        self.connection = connection
+    # Seconds to wait, by default, for what the stream sends next.
+    patience = 5.0
+
+    def __init__(self) -> None:
         self.parser = EventParser()
         self._pending: list[ServerEvent] = []
         self.ended = False
@@ -88,34 +90,39 @@ class InProcessStream:
     @property
     def status(self) -> int | None:
         """The answer's status, once it started."""
-        return self.connection.status_code
+        raise NotImplementedError
 
-    async def started(self, within: float = 5.0) -> None:
+    async def _chunk(self) -> bytes | None:
+        """The body's next chunk; ``None`` once it ended."""
+        raise NotImplementedError
+
+    async def _read(self) -> None:
+        chunk = await self._chunk()
+        if chunk is None:
+            self.ended = True
+            raise EOFError("the stream ended")
+        self._pending.extend(self.parser.feed(chunk))
+
+    async def started(self, within: float | None = None) -> None:
         """Wait for the answer to start (its status and the ``retry:`` frame)."""
-        async with asyncio.timeout(within):
+        async with asyncio.timeout(within or self.patience):
             while self.parser.retry is None:
-                chunk = await self.connection.receive()
-                self._pending.extend(self.parser.feed(chunk))
-                if self.connection.status_code != 200:
-                    raise AssertionError(f"the stream was refused: {self.connection.status_code}")
+                await self._read()
+                if self.status != 200:
+                    raise AssertionError(f"the stream was refused: {self.status}")
 
-    async def next_event(self, within: float = 5.0) -> ServerEvent:
-        """The next event; fails if none comes *within* seconds, or the stream ends."""
-        async with asyncio.timeout(within):
+    async def next_event(self, within: float | None = None) -> ServerEvent:
+        """The next event; fails if none comes *within* seconds; ``EOFError`` at the end."""
+        async with asyncio.timeout(within or self.patience):
             while not self._pending:
-                chunk = await self.connection.receive()
-                if chunk == b"" and self.connection.status_code is not None:
-                    # Quart's last, empty body message: the stream ended.
-                    self.ended = True
-                    raise EOFError("the stream ended")
-                self._pending.extend(self.parser.feed(chunk))
+                await self._read()
         return self._pending.pop(0)
 
-    async def events(self, count: int, within: float = 5.0) -> list[ServerEvent]:
+    async def events(self, count: int, within: float | None = None) -> list[ServerEvent]:
         """The next *count* events."""
         return [await self.next_event(within) for _ in range(count)]
 
-    async def until_end(self, within: float = 5.0) -> list[ServerEvent]:
+    async def until_end(self, within: float | None = None) -> list[ServerEvent]:
         """Every event until the stream ends (fails after *within* seconds)."""
         events = []
         try:
@@ -123,6 +130,34 @@ class InProcessStream:
                 events.append(await self.next_event(within))
         except EOFError:
             return events
+
+    async def comments(self, count: int, within: float = 30.0) -> list[ServerEvent]:
+        """Read until *count* comment lines came; return the events read meanwhile.
+
+        (A timeout around ``next_event`` would cancel httpx's read and close the stream.)
+        """
+        async with asyncio.timeout(within):
+            while len(self.parser.comments) < count:
+                await self._read()
+        return self._pending
+
+
+class InProcessStream(EventReader):
+    """A stream opened with the Quart test client."""
+
+    def __init__(self, connection: TestHTTPConnection) -> None:
+        super().__init__()
+        self.connection = connection
+
+    @property
+    def status(self) -> int | None:
+        """The answer's status, once it started."""
+        return self.connection.status_code
+
+    async def _chunk(self) -> bytes | None:
+        chunk = await self.connection.receive()
+        # Quart's last, empty body message: the stream ended.
+        return None if chunk == b"" and self.status is not None else chunk
 
 
 @asynccontextmanager
@@ -140,39 +175,26 @@ async def open_stream(
             await connection.disconnect()
 
 
-class HttpStream:
+class HttpStream(EventReader):
     """A stream read over real HTTP with httpx."""
 
+    patience = 10.0
+
     def __init__(self, response: httpx.Response) -> None:
+        super().__init__()
         self.response = response
-        self.parser = EventParser()
-        self._pending: list[ServerEvent] = []
         self._chunks = response.aiter_raw()
 
-    async def next_event(self, within: float = 10.0) -> ServerEvent:
-        """The next event; fails if none comes *within* seconds; ``EOFError`` at the end."""
-        async with asyncio.timeout(within):
-            while not self._pending:
-                try:
-                    chunk = await anext(self._chunks)
-                except StopAsyncIteration:
-                    raise EOFError("the stream ended") from None
-                self._pending.extend(self.parser.feed(chunk))
-        return self._pending.pop(0)
+    @property
+    def status(self) -> int:
+        """The answer's status."""
+        return self.response.status_code
 
-    async def events(self, count: int, within: float = 10.0) -> list[ServerEvent]:
-        """The next *count* events."""
-        return [await self.next_event(within) for _ in range(count)]
-
-    async def comments(self, count: int, within: float = 30.0) -> list[ServerEvent]:
-        """Read until *count* comment lines came; return the events read meanwhile.
-
-        (A timeout around ``next_event`` would cancel httpx's read and close the stream.)
-        """
-        async with asyncio.timeout(within):
-            while len(self.parser.comments) < count:
-                self._pending.extend(self.parser.feed(await anext(self._chunks)))
-        return self._pending
+    async def _chunk(self) -> bytes | None:
+        try:
+            return await anext(self._chunks)
+        except StopAsyncIteration:
+            return None
 
 
 @asynccontextmanager
