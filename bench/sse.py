@@ -1008,6 +1008,27 @@ def _servers(
         ]
 
 
+def _measured(
+    servers: Sequence[tuple[list[str], dict[str, str]]],
+    plan: Plan,
+    tokens: Sequence[str],
+    workdir: Path,
+) -> dict[str, float]:
+    """Start *servers*, wait for a quiet machine, measure: the last server holds the
+    streams (its workers' collections logged), the first takes the writes."""
+    from bench.run import wait_until_quiet
+
+    with _servers(servers, workdir) as bases:
+        wait_until_quiet()
+        state = machine_state()
+        gc_log = Path(servers[-1][1]["BENCH_SSE_GC_LOG"])
+        numbers = asyncio.run(
+            measure(plan, _port(bases[-1]), _port(bases[0]), tokens, workdir, gc_log)
+        )
+    numbers.update({f"machine_{key}": value for key, value in state.items()})
+    return numbers
+
+
 def machine_state() -> dict[str, float]:
     """The load averages and the share of the CPUs busy over the last second."""
     busy, total = machine_busy_and_total()
@@ -1040,7 +1061,7 @@ def scenario_s(
     collections (unless BENCH_SSE_GC_DIAGNOSIS=0), then Flask gthread at the largest,
     for each thread count in *flask_threads* (None: ``flask_thread_counts``)."""
     from bench.flask_things import sync_database_url
-    from bench.run import app_env, quart_app_server, reset_postgres, wait_until_quiet
+    from bench.run import app_env, quart_app_server, reset_postgres
 
     largest = max(counts)
     plans = {count: Plan.from_environment(count) for count in counts}
@@ -1060,16 +1081,7 @@ def scenario_s(
         runs.append((QUART_NO_FULL_GC_TARGET, False, largest))
     for number, (label, full, count) in enumerate(runs):
         server_env = gc_probe_env(env, workdir, f"quart-{number}", full=full)
-        with _servers([(quart[0], server_env)], workdir) as (base,):
-            wait_until_quiet()
-            state = machine_state()
-            numbers = asyncio.run(
-                measure(
-                    plans[count], _port(base), _port(base), tokens, workdir,
-                    Path(server_env["BENCH_SSE_GC_LOG"]),
-                )
-            )  # fmt: skip
-        numbers.update({f"machine_{key}": value for key, value in state.items()})
+        numbers = _measured([(quart[0], server_env)], plans[count], tokens, workdir)
         yield Row(f"{label}, {count} subscribers", int(numbers["held"]), numbers)
     if flask_threads is None:
         flask_threads = flask_thread_counts(largest)
@@ -1084,16 +1096,7 @@ def scenario_s(
     for threads in flask_threads:
         server_env = gc_probe_env(flask_env, workdir, f"flask-{threads}")
         servers = [quart, (flask_server(threads), server_env)]
-        with _servers(servers, workdir) as (writer, base):
-            wait_until_quiet()
-            state = machine_state()
-            numbers = asyncio.run(
-                measure(
-                    plans[largest], _port(base), _port(writer), tokens, workdir,
-                    Path(server_env["BENCH_SSE_GC_LOG"]),
-                )
-            )  # fmt: skip
-        numbers.update({f"machine_{key}": value for key, value in state.items()})
+        numbers = _measured(servers, plans[largest], tokens, workdir)
         numbers["threads_per_worker"] = threads
         target = f"Flask (gunicorn 2 gthread, {threads} threads), {largest} subscribers"
         yield Row(target, int(numbers["held"]), numbers)
