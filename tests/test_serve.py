@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,7 +38,6 @@ from tests.helpers.waiting import eventually
 pytestmark = pytest.mark.workers(2)
 
 GRACEFUL_TIMEOUT = 10  # hypercorn.toml
-CREDENTIALS = {"username": "admin", "password": ADMIN_PASSWORD}
 SLOW_APP = "tests.helpers.slow_app:app"
 
 
@@ -65,25 +65,6 @@ def alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"
     except (FileNotFoundError, ProcessLookupError):  # reaped in between: open, or read
         return False
-
-
-def connections_held(workers: Iterable[int], base_url: str) -> int:
-    """How many TCP connections to *base_url*'s port the *workers* have accepted (Linux)."""
-    port = int(base_url.rsplit(":", 1)[1])
-    sockets = set()
-    for pid in workers:
-        with suppress(FileNotFoundError):  # a worker gone meanwhile holds nothing
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                with suppress(OSError):
-                    if (target := os.readlink(fd)).startswith("socket:["):
-                        sockets.add(target[len("socket:[") : -1])
-    held = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port, state, inode = int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
-            held += local_port == port and state == "01" and inode in sockets  # ESTABLISHED
-    return held
 
 
 @pytest.mark.parametrize(
@@ -179,35 +160,64 @@ async def test_a_killed_worker_is_replaced_and_every_acknowledged_write_is_store
 
 
 @pytest.mark.live
-# Each sign-in hashes for about a second, so requests are still running at SIGTERM.
-@pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
 async def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
-    base_url: str, server: LiveServer
+    base_url: str, server: LiveServer, database_url: str
 ) -> None:
     process = server.process
     await eventually(lambda: len(serving_workers(server)) == 2, within=30, what="two workers")
-    workers = serving_workers(server)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        in_flight = [
-            asyncio.create_task(client.post("/api/tokens", json=CREDENTIALS)) for _ in range(4)
-        ]
-        # All four have reached the workers, which are now hashing.
-        await eventually(
-            lambda: connections_held(workers, base_url) >= 4, what="four requests accepted"
-        )
-        assert not any(task.done() for task in in_flight)
-        process.send_signal(signal.SIGTERM)
-        # The workers stop accepting at once and the supervisor closes its listening
-        # socket, so newcomers are refused while the four requests are being answered.
-        await eventually(
-            lambda: newcomer_refused(base_url), within=GRACEFUL_TIMEOUT, what="a refusal"
-        )
-        assert not all(task.done() for task in in_flight)
-        answers = await asyncio.gather(*in_flight)
-    assert [answer.status_code for answer in answers] == [201] * 4
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        headers = await token_for(client, "admin", ADMIN_PASSWORD)
+    # Four uploads that stop after their headers: the workers have started each request
+    # (hypercorn answers "100 Continue" once it has parsed the headers) and wait for the
+    # bodies, which are sent only after SIGTERM, whatever else is using the CPU.
+    titles = [f"in flight {n}" for n in range(4)]
+    uploads = [await PausedUpload.start(base_url, title, headers) for title in titles]
+    process.send_signal(signal.SIGTERM)
+    # The workers stop accepting at once and the supervisor closes its listening
+    # socket, so newcomers are refused while the four requests are still running.
+    await eventually(lambda: newcomer_refused(base_url), within=GRACEFUL_TIMEOUT, what="a refusal")
+    statuses = await asyncio.gather(*(upload.finish() for upload in uploads))
+    assert statuses == [201] * 4
     # Bounded: subprocess.TimeoutExpired if it outlives its graceful timeout.
     exit_code = await asyncio.to_thread(process.wait, GRACEFUL_TIMEOUT + 5)
     assert exit_code == 0
+    app = make_app(database_url)
+    async with app.test_app():
+        stored_titles = [row["title"] for row in await stored(app, select(Thing.title))]
+    assert sorted(stored_titles) == titles
+
+
+class PausedUpload:
+    """A ``POST /api/things`` whose body is held back until ``finish()``."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes
+    ) -> None:
+        self.reader, self.writer, self.body = reader, writer, body
+
+    @classmethod
+    async def start(cls, base_url: str, title: str, headers: dict[str, str]) -> PausedUpload:
+        """Send the headers and wait until the server has started the request."""
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = json.dumps({"title": title}).encode()
+        head = (
+            f"POST /api/things HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: {headers['Authorization']}\r\n"
+            "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode())
+        continued = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert continued.startswith(b"HTTP/1.1 100 "), continued
+        return cls(reader, writer, body)
+
+    async def finish(self) -> int:
+        """Send the body; return the answer's status."""
+        self.writer.write(self.body)
+        status_line = await asyncio.wait_for(self.reader.readline(), 10)
+        self.writer.close()
+        return int(status_line.split()[1])
 
 
 async def newcomer_refused(base_url: str) -> bool:
@@ -249,23 +259,19 @@ async def test_sigterm_to_one_worker_drains_it_and_a_replacement_takes_over(
 
 
 @pytest.mark.live
-@pytest.mark.server_env(QUART_ARGON2_TIME_COST="12")
 async def test_workers_left_without_their_supervisor_drain_and_exit(
     base_url: str, server: LiveServer
 ) -> None:
     await eventually(lambda: len(serving_workers(server)) == 2, within=30, what="two workers")
     workers = started_workers(server)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        in_flight = [
-            asyncio.create_task(client.post("/api/tokens", json=CREDENTIALS)) for _ in range(2)
-        ]
-        await eventually(
-            lambda: connections_held(workers, base_url) >= 2, what="both requests accepted"
-        )
-        assert not any(task.done() for task in in_flight)
-        server.process.kill()  # the supervisor dies without a word to its workers
-        answers = await asyncio.gather(*in_flight)
-    assert [answer.status_code for answer in answers] == [201] * 2
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        headers = await token_for(client, "admin", ADMIN_PASSWORD)
+    uploads = [await PausedUpload.start(base_url, f"orphaned {n}", headers) for n in range(2)]
+    server.process.kill()  # the supervisor dies without a word to its workers
+    # Each worker notices, stops accepting and lets its request finish.
+    await eventually(lambda: newcomer_refused(base_url), within=GRACEFUL_TIMEOUT, what="a refusal")
+    statuses = await asyncio.gather(*(upload.finish() for upload in uploads))
+    assert statuses == [201] * 2
     await eventually(
         lambda: not any(alive(pid) for pid in workers),
         within=GRACEFUL_TIMEOUT + 5,
