@@ -232,11 +232,11 @@ def sse_rows(results: Sequence[Row]) -> list[Row]:
 
 def sse_targets(results: Sequence[Row]) -> list[tuple[str, str, float, str, bool | None]]:
     """Scenario S's rows of the targets table: the largest run of quart_app as deployed
-    (a target), and without full collections (the diagnosis: shown only)."""
-    from bench.sse import QUART_NO_FULL_GC_TARGET, QUART_TARGET
+    (a target), and with Python's collector as it comes (the comparison: shown only)."""
+    from bench.sse import QUART_PYTHON_GC_TARGET, QUART_TARGET
 
     rows: list[tuple[str, str, float, str, bool | None]] = []
-    for prefix, shown_only in ((QUART_TARGET, False), (QUART_NO_FULL_GC_TARGET, True)):
+    for prefix, shown_only in ((QUART_TARGET, False), (QUART_PYTHON_GC_TARGET, True)):
         runs = [row for row in sse_rows(results) if row["target"].startswith(prefix)]
         if not runs:
             continue
@@ -324,9 +324,9 @@ def sse_section(report: dict[str, Any]) -> list[str]:
         "  (its CPU is counted under *write server*).",
         "- **GC**: each server's workers log their garbage collector's pauses (a",
         "  `sitecustomize` on their PYTHONPATH, `bench/sse.py`'s `GC_PROBE`): the full",
-        "  collections during the load, and the longest. The *no full GC* run turns full",
-        "  collections off (`gc.set_threshold(700, 10, 10**9)`) to show what they cost;",
-        "  it is a diagnosis, not a setting to deploy.",
+        "  collections during the load, and the longest. The *comparison* run sets",
+        "  `QUART_GC_FREEZE_INTERVAL=0`: Python's collector as it comes, without",
+        "  `quart_app.http.collector` (which freezes the workers' surviving objects).",
         "",
         "| target | held / tried | stalled | refused | dropped, reconnected | delivery p50 ms "
         "| p99 ms | max ms | after the 201: p50 / p99 ms | delivered / expected | lost "

@@ -31,7 +31,8 @@ in all, and reconnecting as EventSource does (after ``retry:``, with
 ``Last-Event-ID``) if the server closes a stream.
 
 quart_app runs at each count of BENCH_SSE_SUBSCRIBERS (default 2,500, 5,000 and
-10,000), then at the largest with full collections off (a diagnosis). Then the same
+10,000), then at the largest with ``QUART_GC_FREEZE_INTERVAL=0`` (the garbage collector
+as Python sets it, without ``quart_app.http.collector``: the comparison). Then the same
 stream written the Flask way (``bench/flask_sse.py``) under gunicorn gthread, 2
 workers, at the largest count, for each thread count of BENCH_SSE_FLASK_THREADS, with
 the writes going to a quart_app instance on the same database (the writes cost the
@@ -125,7 +126,7 @@ DEFAULT_SUBSCRIBERS = "2500,5000,10000"
 
 
 def subscriber_counts() -> list[int]:
-    """BENCH_SSE_SUBSCRIBERS: the counts quart_app is run at, in turn; the diagnosis and
+    """BENCH_SSE_SUBSCRIBERS: the counts quart_app is run at, in turn; the comparison and
     the Flask servers run at the largest."""
     return _numbers(os.environ.get("BENCH_SSE_SUBSCRIBERS", DEFAULT_SUBSCRIBERS))
 
@@ -714,16 +715,13 @@ class CpuMark:
 
 # What the servers' workers run first (``sitecustomize``, from PYTHONPATH) when
 # BENCH_SSE_GC_LOG names a directory: every full collection, and every younger one of
-# 5 ms or more, logged as "<monotonic end> <generation> <seconds>" to gc-<pid>.log. With
-# BENCH_SSE_GC_FULL=off, full collections are not made at all (a diagnosis, not a fix:
-# garbage in reference cycles then piles up). gunicorn's workers inherit it by fork.
+# 5 ms or more, logged as "<monotonic end> <generation> <seconds>" to gc-<pid>.log.
+# gunicorn's workers inherit it by fork.
 GC_PROBE = """\
 import gc, os, time
 
 _log = os.environ.get("BENCH_SSE_GC_LOG")
 if _log:
-    if os.environ.get("BENCH_SSE_GC_FULL") == "off":
-        gc.set_threshold(700, 10, 10**9)
     _started = {}
 
     def _observe(phase, info):
@@ -741,7 +739,7 @@ if _log:
 
 
 def gc_probe_env(
-    env: dict[str, str], workdir: Path, name: str, *, full: bool = True
+    env: dict[str, str], workdir: Path, name: str
 ) -> dict[str, str]:
     """*env* for a server whose workers log their collections into a new directory."""
     probe = workdir / "gc-probe"
@@ -750,9 +748,7 @@ def gc_probe_env(
     log = workdir / f"gc-{name}"
     log.mkdir()
     path = os.pathsep.join(filter(None, [str(probe), env.get("PYTHONPATH")]))
-    return dict(
-        env, PYTHONPATH=path, BENCH_SSE_GC_LOG=str(log), BENCH_SSE_GC_FULL="on" if full else "off"
-    )
+    return dict(env, PYTHONPATH=path, BENCH_SSE_GC_LOG=str(log))
 
 
 def gc_pauses(log: Path, pids: Sequence[int], start: float, end: float) -> dict[str, float]:
@@ -948,9 +944,9 @@ async def measure(
 # --- servers and data ---------------------------------------------------------------
 
 
-# Scenario S's quart_app targets: as deployed, and without full collections.
+# Scenario S's quart_app targets: as deployed, and with Python's collector as it comes.
 QUART_TARGET = "quart_app (hypercorn.toml: 2 asyncio workers)"
-QUART_NO_FULL_GC_TARGET = "quart_app (hypercorn.toml, no full GC: diagnosis)"
+QUART_PYTHON_GC_TARGET = "quart_app (hypercorn.toml, GC_FREEZE_INTERVAL=0: comparison)"
 
 
 def flask_server(threads: int) -> list[str]:
@@ -1057,8 +1053,8 @@ def scenario_s(
     counts: Sequence[int],
     flask_threads: Sequence[int] | None = None,
 ) -> Iterator[Row]:
-    """quart_app at each subscriber count in *counts*, then at the largest without full
-    collections (unless BENCH_SSE_GC_DIAGNOSIS=0), then Flask gthread at the largest,
+    """quart_app at each subscriber count in *counts*, then at the largest with Python's
+    collector as it comes (unless BENCH_SSE_GC_COMPARISON=0), then Flask gthread at the largest,
     for each thread count in *flask_threads* (None: ``flask_thread_counts``)."""
     from bench.flask_things import sync_database_url
     from bench.run import app_env, quart_app_server, reset_postgres
@@ -1074,13 +1070,13 @@ def scenario_s(
     )  # fmt: skip
     tokens = asyncio.run(seed_users(database_url, env["QUART_SECRET_KEY"], plans[largest].users))
     quart = (quart_app_server(None), env)
-    # (target, full collections on, subscribers): as deployed at each count, then
-    # without full collections at the largest.
-    runs = [(QUART_TARGET, True, count) for count in sorted(counts)]
-    if os.environ.get("BENCH_SSE_GC_DIAGNOSIS", "1") != "0":
-        runs.append((QUART_NO_FULL_GC_TARGET, False, largest))
-    for number, (label, full, count) in enumerate(runs):
-        server_env = gc_probe_env(env, workdir, f"quart-{number}", full=full)
+    # (target, environment, subscribers): as deployed at each count, then without
+    # quart_app.http.collector at the largest.
+    runs = [(QUART_TARGET, env, count) for count in sorted(counts)]
+    if os.environ.get("BENCH_SSE_GC_COMPARISON", "1") != "0":
+        runs.append((QUART_PYTHON_GC_TARGET, dict(env, QUART_GC_FREEZE_INTERVAL="0"), largest))
+    for number, (label, run_env, count) in enumerate(runs):
+        server_env = gc_probe_env(run_env, workdir, f"quart-{number}")
         numbers = _measured([(quart[0], server_env)], plans[count], tokens, workdir)
         yield Row(f"{label}, {count} subscribers", int(numbers["held"]), numbers)
     if flask_threads is None:

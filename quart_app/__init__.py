@@ -24,7 +24,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     from quart_app.config import DEFAULTS, check_secret_key, load_environment
     from quart_app.data import events, fanout, session_store
     from quart_app.data.database import db
-    from quart_app.http import framing
+    from quart_app.http import collector, framing
     from quart_app.security import auth, csrf, rate_limits
     from quart_app.security.passwords import passwords
     from quart_app.upstream.quart import App
@@ -69,6 +69,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     events.init_app(app)
     fanout.init_app(app)
     streams.init_app(app)
+    collector.init_app(app)
     response_headers.init_app(app)
     cli.init_app(app)
 

@@ -50,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between checks of an idle stream's session, for what no event announces
     # (a sign-in that expired); revocations end streams at once.
     "EVENT_STREAM_RECHECK": 300.0,
+    # Seconds between moves of a serving worker's surviving objects out of the garbage
+    # collector's sight (quart_app.http.collector); 0 leaves the collector as Python
+    # sets it. Then the share by which those objects may grow before a full collection.
+    "GC_FREEZE_INTERVAL": 1.0,
+    "GC_FROZEN_GROWTH": 0.25,
     # JSON bodies here are small; anything larger is a mistake or an attack.
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # quart-auth's own settings. Lifetime in seconds of a sign-in, cookie and bearer

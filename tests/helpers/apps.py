@@ -32,6 +32,10 @@ TEST_CONFIG: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": False,
     "ARGON2_TIME_COST": 1,
     "ARGON2_MEMORY_COST": 1024,
+    # Many apps share this process: frozen objects would keep cyclic garbage (and the
+    # ResourceWarnings it raises when collected) from one test to the next.
+    # tests/test_collector.py turns it on.
+    "GC_FREEZE_INTERVAL": 0,
 }
 
 
