@@ -52,7 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "EVENT_STREAM_RECHECK": 300.0,
     # Seconds between moves of a serving worker's surviving objects out of the garbage
     # collector's sight (quart_app.http.collector); 0 leaves the collector as Python
-    # sets it. Then the share by which those objects may grow before a full collection.
+    # sets it. Then the share by which its allocated memory blocks may grow before it
+    # thaws them and collects in full.
     "GC_FREEZE_INTERVAL": 1.0,
     "GC_FROZEN_GROWTH": 0.25,
     # JSON bodies here are small; anything larger is a mistake or an attack.
