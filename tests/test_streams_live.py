@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -228,3 +229,94 @@ async def test_an_idle_stream_outlives_the_servers_idle_timeouts(server: LiveSer
         assert await stream.comments(idle) == []
         thing = await write(server.url, headers, "after the quiet")
         assert (await stream.next_event()).json == thing
+
+
+class StalledStream:
+    """A stream whose client reads its opening frame, then nothing: its small receive
+    buffer fills, then the server's send buffers behind it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, base_url: str, headers: dict[str, str]) -> StalledStream:
+        host, port = base_url.removeprefix("http://").rsplit(":", 1)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # before connecting
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        # A small limit: the reader stops taking bytes off the socket at 2 KiB.
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1024)
+        writer.write(
+            f"GET /api/things/events HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: {headers['Authorization']}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        await asyncio.wait_for(reader.readuntil(b"\n\n"), 10)  # retry: and id:
+        return cls(reader, writer)
+
+    async def rest(self) -> bytes:
+        """Everything still to come, up to the server's close."""
+        try:
+            return await asyncio.wait_for(self.reader.read(), 30)
+        finally:
+            self.writer.close()
+
+
+async def stream_refused(base_url: str, headers: dict[str, str]) -> bool:
+    """Whether a new stream of the user is refused for the cap (429)."""
+    async with (
+        httpx.AsyncClient(base_url=base_url) as client,
+        client.stream("GET", "/api/things/events", headers=headers) as response,
+    ):
+        return response.status_code == 429
+
+
+# A title the stream sends as 1,200 bytes of JSON (each snowman escaped to 6).
+BULKY_TITLE = "\N{SNOWMAN}" * 195
+# Far more than the buffers between a stalled client and its stream hold: Linux lets
+# the server's socket buffer grow to tcp_wmem's largest (4 MiB: about 2.3 MB were taken
+# here before a write blocked), then hypercorn's (64 KiB), then EVENT_STREAM_BUFFER.
+WRITES_BOUND = 4_000
+
+
+@pytest.mark.server_env(QUART_EVENT_STREAM_BUFFER="4", QUART_EVENT_STREAMS_PER_USER="2")
+async def test_a_subscriber_that_stops_reading_is_dropped_and_slows_no_one(
+    base_url: str,
+) -> None:
+    """Real sockets: the stalled client's kernel buffers fill, then hypercorn's, then the
+    stream's own EVENT_STREAM_BUFFER, and the server drops it; another stream of the
+    same user gets every event as it is written, before and after."""
+    headers = await admin_token(base_url)
+    stalled = await StalledStream.open(base_url, headers)
+    written: list[dict[str, object]] = []
+    async with (
+        http_stream(base_url, headers) as healthy,
+        httpx.AsyncClient(base_url=base_url) as writer,
+    ):
+        assert await stream_refused(base_url, headers)  # both streams count
+        while await stream_refused(base_url, headers):
+            assert len(written) < WRITES_BOUND, "the stalled stream was never dropped"
+            for _ in range(50):
+                created = await writer.post(
+                    "/api/things",
+                    json={"title": f"{len(written):04d} {BULKY_TITLE}"},
+                    headers=headers,
+                )
+                assert created.status_code == 201, created.text
+                written.append(created.json())
+                assert (await healthy.next_event(within=5)).json == written[-1]
+        dropped_after = len(written)
+        # Dropped, and nothing more is kept for it: later events never reach it.
+        for n in range(20):
+            created = await writer.post(
+                "/api/things", json={"title": f"after {n}"}, headers=headers
+            )
+            written.append(created.json())
+            assert (await healthy.next_event(within=5)).json == written[-1]
+    received = await stalled.rest()
+    ids = [int(line[len(b"id: ") :]) for line in received.splitlines() if line.startswith(b"id: ")]
+    # What it got is where it stopped reading, in order, and ends before the drop.
+    assert ids == sorted(ids)
+    assert 0 < len(ids) < dropped_after
