@@ -738,9 +738,7 @@ if _log:
 """
 
 
-def gc_probe_env(
-    env: dict[str, str], workdir: Path, name: str
-) -> dict[str, str]:
+def gc_probe_env(env: dict[str, str], workdir: Path, name: str) -> dict[str, str]:
     """*env* for a server whose workers log their collections into a new directory."""
     probe = workdir / "gc-probe"
     probe.mkdir(exist_ok=True)
