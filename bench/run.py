@@ -51,6 +51,8 @@ BENCH_USER, BENCH_PASSWORD = "bench", "bench-password"
 THINGS_PER_USER = 50
 PAGE = 20
 SWEEP = (64, 256, 1024)
+# Rounds of scenario C's sweep.
+C_ROUNDS = 3
 # A server's base URL, the path loaded and the request headers.
 Endpoint = tuple[str, str, Sequence[str]]
 SEED_FLASK_APP = "tests.parity.seed_flask_app:create_seed_app()"
@@ -417,10 +419,24 @@ class Bench:
             result.runs = runs[target]
 
     def scenario_c_sweep(self, targets: dict[str, Endpoint]) -> None:
-        """C: each target at the sweep's larger connection counts."""
-        for connections in SWEEP[1:]:
-            for target, (base, path, headers) in targets.items():
-                self.load("C", target, base, path, connections, headers)
+        """C: each target at the sweep's larger connection counts, C_ROUNDS rounds (a
+        single 10 s run at 1,024 connections moved by a quarter from run to run); each
+        result is the median of its runs, its errors summed and its slowest the slowest."""
+        runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+        for round_number in range(1, C_ROUNDS + 1):
+            for connections in SWEEP[1:]:
+                for target, (base, path, headers) in targets.items():
+                    numbers = run_wrk(base + path, connections, self.seconds, headers)
+                    runs.setdefault((target, connections), []).append(numbers)
+                    print(
+                        f"    run {round_number}/{C_ROUNDS} {target} c={connections}: "
+                        f"{numbers['requests_per_second']:.0f} req/s",
+                        flush=True,
+                    )
+        for (target, connections), target_runs in runs.items():
+            path = targets[target][1]
+            result = self.record("C", target, path, connections, **summarise(target_runs))
+            result.runs = target_runs
 
     def scenario_d_logins(self, base: str, token: str) -> None:
         """p99 of /api/status and of the authenticated list, idle and under sign-ins."""
