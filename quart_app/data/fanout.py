@@ -38,7 +38,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from quart import Quart, current_app
@@ -62,6 +62,7 @@ from quart_app.data.postgres import POSTGRES_OUTAGES, PostgresConnection, Postgr
 from quart_app.data.session_store import session_account
 
 log = logging.getLogger(__name__)
+_Key = TypeVar("_Key")
 
 EXTENSION_KEY = "quart_app.fanout"
 # The LISTEN connection's application_name, as pg_stat_activity shows it.
@@ -181,6 +182,15 @@ class Stream:
         return batch
 
 
+def _discard(index: dict[_Key, set[Stream]], key: _Key, stream: Stream) -> None:
+    """Take *stream* out of *index*'s set under *key*, and the set once it is empty."""
+    streams = index.get(key)
+    if streams is not None:
+        streams.discard(stream)
+        if not streams:
+            del index[key]
+
+
 class StreamRefused(Exception):
     """A stream cannot start: ``status`` says why (429 over the cap, 503 unavailable)."""
 
@@ -267,16 +277,8 @@ class Hub:
 
     def leave(self, stream: Stream) -> None:
         """Forget *stream* (it ended, or its client went away)."""
-        owned = self._streams_of.get(stream.user_id)
-        if owned is not None:
-            owned.discard(stream)
-            if not owned:
-                del self._streams_of[stream.user_id]
-        audience = self._audiences.get(stream.audience)
-        if audience is not None:
-            audience.discard(stream)
-            if not audience:
-                del self._audiences[stream.audience]
+        _discard(self._streams_of, stream.user_id, stream)
+        _discard(self._audiences, stream.audience, stream)
 
     @property
     def available(self) -> bool:
@@ -369,8 +371,7 @@ class Hub:
                     if row.kind in stream.kinds:
                         stream.offer(delivery)
             for user_id in recheck:
-                if user_id in self._streams_of:
-                    await self.recheck(user_id)
+                await self.recheck(user_id)
             if len(rows) < _BATCH:
                 return
 

@@ -175,46 +175,39 @@ async def _frames(
     # An app context (for the database), not the request's: a stream holds it for as
     # long as it is open, and the request context is larger.
     async with app.app_context():
-        async for frame in _frames_in_context(stream, first, resumed=resumed):
-            yield frame
-
-
-async def _frames_in_context(
-    stream: Stream, first: list[str], *, resumed: bool
-) -> AsyncGenerator[str, None]:
-    config = current_app.config
-    keepalive = float(config["EVENT_STREAM_KEEPALIVE"])
-    recheck = float(config["EVENT_STREAM_RECHECK"])
-    live = stream.hub
-    stream.task = asyncio.current_task()
-    checked = time.monotonic()
-    try:
-        retry = f"retry: {int(float(config['EVENT_STREAM_RETRY']) * 1000)}\n"
-        # A new stream says where it starts: its id becomes EventSource's Last-Event-ID
-        # (without an event), so a drop before the first event loses nothing either.
-        yield retry + ("" if resumed else f"id: {stream.sent}\n") + "\n"
-        if first:
-            yield "".join(first)
-            while batch := await _replay_batch(stream):
-                yield "".join(batch)
-        while True:
-            deliveries = await stream.next_batch(keepalive)
-            if deliveries is None:
-                if stream.ended != ENDED_OVERFLOW:
-                    yield f'event: end\ndata: {{"reason": "{stream.ended}"}}\n\n'
-                return
-            if deliveries:
-                yield "".join(_frame(delivery) for delivery in deliveries)
-                continue
-            if time.monotonic() - checked >= recheck:
-                checked = time.monotonic()
-                if not await still_allowed(stream):
-                    # Ended as when the hub hears of a revocation: the next round says so.
-                    stream.end(ENDED_REVOKED)
+        config = current_app.config
+        keepalive = float(config["EVENT_STREAM_KEEPALIVE"])
+        recheck = float(config["EVENT_STREAM_RECHECK"])
+        live = stream.hub
+        stream.task = asyncio.current_task()
+        checked = time.monotonic()
+        try:
+            retry = f"retry: {int(float(config['EVENT_STREAM_RETRY']) * 1000)}\n"
+            # A new stream says where it starts: its id becomes EventSource's Last-Event-ID
+            # (without an event), so a drop before the first event loses nothing either.
+            yield retry + ("" if resumed else f"id: {stream.sent}\n") + "\n"
+            if first:
+                yield "".join(first)
+                while batch := await _replay_batch(stream):
+                    yield "".join(batch)
+            while True:
+                deliveries = await stream.next_batch(keepalive)
+                if deliveries is None:
+                    if stream.ended != ENDED_OVERFLOW:
+                        yield f'event: end\ndata: {{"reason": "{stream.ended}"}}\n\n'
+                    return
+                if deliveries:
+                    yield "".join(_frame(delivery) for delivery in deliveries)
                     continue
-            yield ": keep-alive\n\n"
-    finally:
-        live.leave(stream)
+                if time.monotonic() - checked >= recheck:
+                    checked = time.monotonic()
+                    if not await still_allowed(stream):
+                        # Ended as when the hub hears of a revocation: the next round says so.
+                        stream.end(ENDED_REVOKED)
+                        continue
+                yield ": keep-alive\n\n"
+        finally:
+            live.leave(stream)
 
 
 def init_app(app: Quart) -> None:
