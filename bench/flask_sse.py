@@ -31,7 +31,6 @@ quart_app's database URL, async or sync.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import queue
@@ -46,7 +45,14 @@ import psycopg
 from flask import Flask, Response, jsonify
 from sqlalchemy import Engine, make_url
 
-from bench.flask_things import _DIALECTS, _engine, _error, _serializer, _session_id
+from bench.flask_things import (
+    _DIALECTS,
+    _engine,
+    _error,
+    _serializer,
+    _session_id,
+    _token_owner,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,11 +226,8 @@ def create_app() -> Flask:
         auth_id = _session_id(serializer)
         if auth_id is None:
             return _error(401, "Unauthorized")
-        id_hash = hashlib.sha256(auth_id.encode()).hexdigest()
         with engine.connect() as connection:
-            user = connection.execute(
-                session_user, {"id_hash": id_hash, "kind": "token", "now": now()}
-            ).first()
+            user = _token_owner(connection, session_user, now, auth_id)
         if user is None:
             return _error(401, "Unauthorized")
         stream = hub.join(int(user[0]))

@@ -26,7 +26,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from itsdangerous import BadData, URLSafeTimedSerializer
-from sqlalchemy import Engine, TextClause, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, Row, TextClause, create_engine, func, select, text
 
 from quart_app.data.models import ACCOUNT_COLUMNS, AuthSession, Thing, User
 
@@ -251,6 +251,15 @@ _DIALECTS: dict[str, tuple[TextClause, Callable[[], object], Callable[[Sequence[
 }
 
 
+def _token_owner(
+    connection: Connection, session_user: TextClause, now: Callable[[], object], auth_id: str
+) -> Row[Any] | None:
+    """The row (the user's id first) of the live token session *auth_id*, or ``None``."""
+    id_hash = hashlib.sha256(auth_id.encode()).hexdigest()
+    params = {"id_hash": id_hash, "kind": "token", "now": now()}
+    return connection.execute(session_user, params).first()
+
+
 def create_tuned_app() -> Flask:
     """The stronger Flask reference: statements built once, no TypeDecorator.
 
@@ -261,11 +270,8 @@ def create_tuned_app() -> Flask:
     session_user, now, thing = _DIALECTS[engine.dialect.name]
 
     def list_page(auth_id: str, limit: int, offset: int) -> Response:
-        id_hash = hashlib.sha256(auth_id.encode()).hexdigest()
         with engine.connect() as connection:
-            user = connection.execute(
-                session_user, {"id_hash": id_hash, "kind": "token", "now": now()}
-            ).first()
+            user = _token_owner(connection, session_user, now, auth_id)
             if user is None:
                 return _error(401, "Unauthorized")
             owner = {"owner_id": user[0]}
