@@ -11,7 +11,7 @@ misses, the kernel's share, and the thread hand-offs a context-switch count show
     .venv/bin/python -m bench.cpu --compare ../other-checkout   # that code side by side
 
 Needs ``perf`` (Debian: linux-perf). Each round loads every target in turn for
-``--seconds`` at 64 connections.
+``--seconds`` at each of ``--connections`` (64 unless told).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import bench.run as harness
 from bench.run import (
     app_env,
     bench_token_and_things,
+    ensure_wrk,
     prepare_database,
     quart_app_server,
     raise_open_file_limit,
@@ -50,7 +51,9 @@ def worker_pids(base: str) -> list[str]:
     return sorted(set(re.findall(r"pid=(\d+)", listing)))
 
 
-def measure(base: str, path: str, headers: list[str], seconds: int) -> dict[str, float]:
+def measure(
+    base: str, path: str, headers: list[str], seconds: int, connections: int = 64
+) -> dict[str, float]:
     """req/s, and CPU milliseconds and context switches per request, over one wrk run."""
     wait_until_quiet()
     perf = subprocess.Popen(
@@ -61,7 +64,7 @@ def measure(base: str, path: str, headers: list[str], seconds: int) -> dict[str,
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
-    numbers = run_wrk(base + path, 64, seconds, headers, settle=False)
+    numbers = run_wrk(base + path, connections, seconds, headers, settle=False)
     _, report = perf.communicate()
     counts = {}
     for line in report.splitlines():
@@ -82,7 +85,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--postgres", action="store_true", help="the list on PostgreSQL too")
     parser.add_argument("--compare", type=Path, help="a checkout whose quart_app runs as well")
+    parser.add_argument(
+        "--connections",
+        default="64",
+        help="wrk's connections, comma-separated; each target runs at each in turn",
+    )
     args = parser.parse_args()
+    ensure_wrk()
     raise_open_file_limit()
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as servers:
         workdir = Path(scratch)
@@ -122,13 +131,15 @@ def main() -> None:
                 targets[f"quart_app{label} {name} list"] = (base, "/api/things", auth)
         for round_number in range(1, args.rounds + 1):
             for label, (base, path, headers) in targets.items():
-                result = measure(base, path, headers, args.seconds)
-                print(
-                    f"round {round_number} {label:38s} {result['requests_per_second']:7.0f} req/s"
-                    f"  {result['cpu_ms_per_request']:6.3f} ms CPU"
-                    f"  {result['context_switches_per_request']:5.2f} switches per request",
-                    flush=True,
-                )
+                for connections in map(int, args.connections.split(",")):
+                    result = measure(base, path, headers, args.seconds, connections)
+                    print(
+                        f"round {round_number} {label:38s} c={connections:<5}"
+                        f" {result['requests_per_second']:7.0f} req/s"
+                        f"  {result['cpu_ms_per_request']:6.3f} ms CPU"
+                        f"  {result['context_switches_per_request']:5.2f} switches per request",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

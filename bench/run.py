@@ -419,13 +419,17 @@ class Bench:
             result.runs = runs[target]
 
     def scenario_c_sweep(self, targets: dict[str, Endpoint]) -> None:
-        """C: each target at the sweep's larger connection counts, C_ROUNDS rounds (a
-        single 10 s run at 1,024 connections moved by a quarter from run to run); each
-        result is the median of its runs, its errors summed and its slowest the slowest."""
+        """C: each target at every connection count of the sweep, C_ROUNDS rounds.
+
+        A round loads each target at 64, 256 and 1,024 connections back to back, so the
+        share kept at 1,024 is a ratio of runs seconds apart (taken against A's rows,
+        minutes apart, the machine's drift moved it by more than the margin); each
+        result is the median of its runs, its errors summed and its slowest the slowest.
+        """
         runs: dict[tuple[str, int], list[dict[str, float]]] = {}
         for round_number in range(1, C_ROUNDS + 1):
-            for connections in SWEEP[1:]:
-                for target, (base, path, headers) in targets.items():
+            for target, (base, path, headers) in targets.items():
+                for connections in SWEEP:
                     numbers = run_wrk(base + path, connections, self.seconds, headers)
                     runs.setdefault((target, connections), []).append(numbers)
                     print(
