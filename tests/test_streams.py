@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -14,12 +15,20 @@ from typing import Any, cast
 import pytest
 from quart import Quart
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 
+from quart_app.data import events, fanout
 from quart_app.data.base import utcnow
-from quart_app.data.events import prune_events
+from quart_app.data.events import (
+    NOTIFY_CHANNEL,
+    THING_CREATED,
+    append_event,
+    logged_transaction,
+    prune_events,
+)
 from quart_app.data.fanout import LISTENER_NAME, hub
-from quart_app.data.models import AuthSession, Event, UserType
+from quart_app.data.models import AuthSession, Event, Thing, UserType
+from quart_app.data.statements import Query
 from tests.helpers.apps import (
     Account,
     Client,
@@ -29,6 +38,7 @@ from tests.helpers.apps import (
     signed_in_client,
     stored,
 )
+from tests.helpers.cancelling import cancelled_at
 from tests.helpers.services import reset_schema
 from tests.helpers.sse import InProcessStream, open_stream
 from tests.helpers.waiting import eventually
@@ -43,8 +53,8 @@ async def newest_event_id(app: Quart) -> int:
 
 
 async def hub_caught_up(app: Quart) -> int:
-    """Wait until the hub has read the newest event (on PostgreSQL it reads when its
-    NOTIFY comes back), where a new stream starts; return that id."""
+    """Wait until the hub has read the newest event, where a new stream starts; return
+    that id."""
     newest = await newest_event_id(app)
 
     async def read_it() -> bool:
@@ -533,6 +543,95 @@ async def test_a_lost_listen_connection_is_replaced_and_no_event_is_missed(
         # Listening again: a new stream opens.
         async with open_stream(client) as again:
             await again.started()
+
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload) AS sent")
+
+
+async def test_a_commit_is_read_from_the_log_once_by_its_own_process(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The committing process reads the log as soon as its logged transaction ends;
+    the NOTIFY it sent comes back to its own LISTEN too, and must not make it read the
+    log a second time (it did for 3 writes in 4). Another process's NOTIFY is heard."""
+    await reset_schema(postgres_url)
+    app = make_app(postgres_url)
+    reads: list[int] = []
+    read_everyones_events = events.everyones_events_after
+
+    async def counted(*args: Any, **kwargs: Any) -> list[Any]:
+        reads.append(args[0])
+        return await read_everyones_events(*args, **kwargs)
+
+    def read_since(count: int) -> Callable[[], bool]:
+        return lambda: len(reads) > count
+
+    monkeypatch.setattr(fanout, "everyones_events_after", counted)
+    async with app.test_app():
+        alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        client = await signed_in_client(app, alice)
+
+        async def listening() -> bool:
+            async with app.app_context():
+                return hub().engine_up
+
+        await eventually(listening, what="the hub listening")
+        per_write = []
+        for n in range(10):
+            await asyncio.sleep(0.2)  # any read of the sign-in or the last write is done
+            before = len(reads)
+            response = await client.post("/api/things", json={"title": f"t{n}"})
+            assert response.status_code == 201
+            await eventually(read_since(before), what="a read")
+            # Its own NOTIFY arrives within milliseconds on this machine's loopback.
+            await asyncio.sleep(0.2)
+            per_write.append(len(reads) - before)
+        assert per_write == [1] * 10
+        before = len(reads)
+        await stored(app, _NOTIFY, channel=NOTIFY_CHANNEL, payload="another process")
+        await eventually(read_since(before), what="a read for another's NOTIFY")
+
+
+_ADD_THING = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
+
+
+async def test_a_logged_write_cancelled_at_any_await_reaches_the_stream_at_once(
+    postgres_url: str,
+) -> None:
+    """A client hangs up while its logged write runs, at each await in turn. Where the
+    write committed all the same, this process's streams show it at once, not at the
+    next poll (5 s on PostgreSQL), though the hub reads at the end of its own
+    transactions and skips their NOTIFY: it must not skip one whose end could not tell
+    that it committed, since its read may have come first."""
+    await reset_schema(postgres_url)
+    app = make_app(postgres_url)
+    committed_though_cancelled = 0
+    async with app.test_app():
+        alice = await add_user(app, "alice", "alice-password-1", UserType.USER)
+        client = await signed_in_client(app, alice)
+        async with open_stream(client) as stream:
+            await stream.started()
+            for k in itertools.count():
+                title = f"cancelled at await {k}"
+
+                async def write(title: str = title) -> None:
+                    async with logged_transaction() as connection:
+                        await connection.execute(_ADD_THING, owner_id=alice.id, title=title)
+                        body = {"title": title}
+                        await append_event(
+                            connection, user_id=alice.id, kind=THING_CREATED, body=body
+                        )
+
+                async with app.app_context():
+                    cancelled = await cancelled_at(write, k)
+                if await stored(app, select(Thing.id).where(Thing.title == title)):
+                    event = await stream.next_event(within=2)
+                    assert event.json == {"title": title}, f"cancelled at await {k}"
+                    committed_though_cancelled += cancelled
+                if not cancelled:
+                    break
+                assert k < 50, "the write never finished"
+    assert committed_though_cancelled >= 1, "no cancellation came after the commit"
 
 
 async def test_head_answers_as_get_would_start_and_opens_no_stream(

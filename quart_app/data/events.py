@@ -22,13 +22,13 @@ deadlocked with a deletion of the owner (``tests/test_races.py``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from quart import Quart, current_app
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import String, bindparam, delete, func, insert, select
 
 from quart_app.data.base import utcnow
 from quart_app.data.database import db
@@ -51,10 +51,11 @@ USER_EVENTS = frozenset({USER_CREATED, USER_UPDATED, USER_DELETED})
 ACCESS_CHANGED = "access.changed"
 
 # Delivered to every LISTENing process when the transaction that sends it commits,
-# and never when it rolls back (data/fanout.py).
+# and never when it rolls back (data/fanout.py). The payload is the sending process's
+# (CommitListener.notification), so it can tell its own transactions apart.
 NOTIFY_CHANNEL = "quart_app_events"
-# Called after a logged transaction commits, to tell other processes (data/fanout.py).
-_COMMITTED_HOOK = "quart_app.events.committed"
+# The app's CommitListener, told as each logged transaction ends (data/fanout.py).
+_COMMIT_LISTENER = "quart_app.events.commit_listener"
 
 # The log's advisory lock: any constant that nothing else takes.
 _LOG_LOCK_KEY = 0x71A7_E7E7
@@ -62,7 +63,7 @@ _LOG_LOCK_KEY = 0x71A7_E7E7
 _LOG_LOCK = Query(
     select(
         func.pg_advisory_xact_lock(_LOG_LOCK_KEY).label("locked"),
-        func.pg_notify(NOTIFY_CHANNEL, "").label("notified"),
+        func.pg_notify(NOTIFY_CHANNEL, bindparam("notification", type_=String)).label("notified"),
     )
 )
 # created_at: the model's default, filled in when the event is appended.
@@ -96,24 +97,44 @@ _EVERYONES_AFTER = Query(
 _BOUNDS = Query(select(func.min(Event.id).label("oldest"), func.max(Event.id).label("newest")))
 
 
+class CommitListener(Protocol):
+    """Told of each logged transaction of an app (data/fanout.py's hub)."""
+
+    def notification(self) -> str:
+        """The payload of the NOTIFY the next logged transaction sends (PostgreSQL)."""
+        ...
+
+    def transaction_ended(self, notification: str, *, committed: bool) -> None:
+        """The transaction that sends *notification* ended; *committed* if its commit
+        was acknowledged. Otherwise it may have committed all the same (the answer to
+        COMMIT was lost, or the request cancelled while waiting for it). Must not block.
+        """
+        ...
+
+
 @asynccontextmanager
 async def logged_transaction() -> AsyncIterator[Connection]:
     """A transaction for changes and the events that log them (``append_event``).
 
-    Once it commits, the processes serving live streams are told (``on_commit``).
+    However it ends, the app's ``CommitListener`` is told (``on_commit``).
     """
-    async with db.transaction() as connection:
-        if connection.dialect == "postgresql":
-            await connection.fetch(_LOG_LOCK)
-        yield connection
-    hook: Callable[[], None] | None = current_app.extensions.get(_COMMITTED_HOOK)
-    if hook is not None:
-        hook()
+    listener: CommitListener | None = current_app.extensions.get(_COMMIT_LISTENER)
+    notification = "" if listener is None else listener.notification()
+    committed = False
+    try:
+        async with db.transaction() as connection:
+            if connection.dialect == "postgresql":
+                await connection.fetch(_LOG_LOCK, notification=notification)
+            yield connection
+        committed = True
+    finally:
+        if listener is not None:
+            listener.transaction_ended(notification, committed=committed)
 
 
-def on_commit(app: Quart, hook: Callable[[], None]) -> None:
-    """Call *hook* (which must not block) after each logged transaction of *app* commits."""
-    app.extensions[_COMMITTED_HOOK] = hook
+def on_commit(app: Quart, listener: CommitListener) -> None:
+    """Tell *listener* of each logged transaction of *app*."""
+    app.extensions[_COMMIT_LISTENER] = listener
 
 
 async def append_event(

@@ -18,7 +18,9 @@ hub that something committed (``EVENT_FANOUT``):
 
 ``postgres``
     ``LISTEN`` on a connection of its own; each logged transaction sends ``NOTIFY``,
-    which PostgreSQL delivers when, and only if, it commits.
+    which PostgreSQL delivers when, and only if, it commits. Its payload tells the
+    sending hub its own: it reads the log as each of them ends, and heeds one's
+    NOTIFY only when the end could not tell whether it committed.
 ``redis``
     ``SUBSCRIBE`` to a channel; each process ``PUBLISH``es after a logged transaction
     commits. For SQLite shared by several processes, when a Redis is at hand.
@@ -33,8 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import secrets
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -234,6 +238,16 @@ class Hub:
         self._listener_lost = asyncio.Event()
         self._publishing: asyncio.Task[None] | None = None
         self._publish_again = False
+        # This hub's own NOTIFYs (PostgreSQL): it reads the log as soon as each of its
+        # logged transactions ends, and reading again when the NOTIFY comes back would
+        # read twice per write. Their payloads: this prefix and a number.
+        self._sender = secrets.token_hex(8)
+        self._numbers = itertools.count()
+        # Own transactions still running, and whether their NOTIFY came already.
+        self._own_running: dict[str, bool] = {}
+        # Own transactions whose commit was acknowledged and read for, whose NOTIFY has
+        # not come yet: it needs no read. (Forgotten when the LISTEN connection is new.)
+        self._own_read: set[str] = set()
 
     # -- streams ---------------------------------------------------------------------
 
@@ -397,10 +411,12 @@ class Hub:
             lost = self._listener_lost = asyncio.Event()
             try:
                 connection.add_termination_listener(lambda _connection, lost=lost: lost.set())
-                await connection.add_listener(NOTIFY_CHANNEL, lambda *_args: self.nudge())
+                await connection.add_listener(NOTIFY_CHANNEL, self._notified)
                 # The log is read on it too, every poll at least, which finds a cut
                 # that sent no FIN (_read_log).
                 self._listener = PostgresConnection(connection, echo=False)
+                # Those whose NOTIFY went while nobody listened never come.
+                self._own_read.clear()
                 self._engine(up=True)
                 # Whatever committed while nobody listened.
                 self.nudge()
@@ -413,6 +429,17 @@ class Hub:
                 self._engine(up=False)
                 connection.terminate()
             await asyncio.sleep(_RECONNECT_DELAY)
+
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload in self._own_running:
+            # Its end reads the log, and now knows it committed.
+            self._own_running[payload] = True
+        elif payload in self._own_read:
+            self._own_read.discard(payload)
+        else:
+            # Another process's, or one of ours whose end could not tell it committed
+            # and whose read may have come before the commit.
+            self.nudge()
 
     async def _listen_redis(self) -> None:
         assert self.redis_url is not None
@@ -446,10 +473,19 @@ class Hub:
         self.engine_up = up
         self._availability_changed()
 
-    def committed(self) -> None:
-        """A logged transaction of this process committed: tell every process."""
+    def notification(self) -> str:
+        """The payload of the NOTIFY of this process's next logged transaction."""
+        payload = f"{self._sender}:{next(self._numbers)}"
+        self._own_running[payload] = False
+        return payload
+
+    def transaction_ended(self, notification: str, *, committed: bool) -> None:
+        """A logged transaction of this process ended: read the log, tell every process."""
+        heard = self._own_running.pop(notification, False)
         # This worker's own streams need not wait for the round trip.
         self.nudge()
+        if self.fanout == "postgres" and committed and not heard:
+            self._own_read.add(notification)
         if self.fanout != "redis":
             # PostgreSQL delivers its NOTIFY to the others; polling hubs look by themselves.
             return
@@ -561,7 +597,7 @@ def init_app(app: Quart) -> None:
         per_user=int(app.config["EVENT_STREAMS_PER_USER"]),
     )
     app.extensions[EXTENSION_KEY] = instance
-    on_commit(app, instance.committed)
+    on_commit(app, instance)
 
     @app.while_serving
     async def serving() -> AsyncGenerator[None, None]:
