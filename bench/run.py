@@ -386,6 +386,14 @@ class Bench:
         print(result.line(), flush=True)
         return result
 
+    def record_runs(
+        self, scenario: str, target: str, path: str, connections: int, runs: list[dict[str, float]]
+    ) -> Result:
+        """One result summarising repeated wrk runs (``summarise``), which it keeps."""
+        result = self.record(scenario, target, path, connections, **summarise(runs))
+        result.runs = runs
+        return result
+
     def load(
         self,
         scenario: str,
@@ -415,8 +423,7 @@ class Bench:
                     flush=True,
                 )
         for target, (scenario, (_, path, _)) in targets.items():
-            result = self.record(scenario, target, path, 64, **summarise(runs[target]))
-            result.runs = runs[target]
+            self.record_runs(scenario, target, path, 64, runs[target])
 
     def scenario_c_sweep(self, targets: dict[str, Endpoint]) -> None:
         """C: each target at every connection count of the sweep, C_ROUNDS rounds.
@@ -439,8 +446,7 @@ class Bench:
                     )
         for (target, connections), target_runs in runs.items():
             path = targets[target][1]
-            result = self.record("C", target, path, connections, **summarise(target_runs))
-            result.runs = target_runs
+            self.record_runs("C", target, path, connections, target_runs)
 
     def scenario_d_logins(self, base: str, token: str) -> None:
         """p99 of /api/status and of the authenticated list, idle and under sign-ins."""
@@ -542,8 +548,7 @@ class Bench:
                         flush=True,
                     )
         for target, target_runs in runs.items():
-            result = self.record("F", target, "/api/things", 64, **summarise(target_runs))
-            result.runs = target_runs
+            self.record_runs("F", target, "/api/things", 64, target_runs)
 
     def scenario_s_streams(self) -> None:
         """S: live updates held by BENCH_SSE_SUBSCRIBERS subscribers on quart_app, then
