@@ -475,6 +475,9 @@ class Hub:
 
     def notification(self) -> str:
         """The payload of the NOTIFY of this process's next logged transaction."""
+        if self.fanout != "postgres":
+            # No NOTIFY is listened to: nothing to tell apart.
+            return ""
         payload = f"{self._sender}:{next(self._numbers)}"
         self._own_running[payload] = False
         return payload
@@ -484,7 +487,7 @@ class Hub:
         heard = self._own_running.pop(notification, False)
         # This worker's own streams need not wait for the round trip.
         self.nudge()
-        if self.fanout == "postgres" and committed and not heard:
+        if notification and committed and not heard:
             self._own_read.add(notification)
         if self.fanout != "redis":
             # PostgreSQL delivers its NOTIFY to the others; polling hubs look by themselves.
