@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from quart_app.data.database import db
 from quart_app.data.models import Thing, UserType
 from quart_app.data.statements import Query
-from tests.helpers.apps import add_user, make_app
+from tests.helpers.apps import ADD_THING, add_user, make_app
 from tests.helpers.cancelling import Oops, cancelled_at
 from tests.helpers.live import (
     ADMIN_LIVE_PASSWORD,
@@ -45,7 +45,6 @@ from tests.helpers.live import (
 from tests.helpers.services import reset_schema
 from tests.helpers.waiting import NeverHappened, eventually
 
-_ADD = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
 _ADD_RETURNING = Query(
     insert(Thing)
     .values(owner_id=bindparam("owner_id"), title=bindparam("title"))
@@ -77,9 +76,9 @@ class Subject:
             try:
                 # The next write, through the same pool: at once.
                 async with asyncio.timeout(2):
-                    await db.execute(_ADD, owner_id=self.owner_id, title="next")
+                    await db.execute(ADD_THING, owner_id=self.owner_id, title="next")
                     async with db.transaction() as connection:
-                        await connection.execute(_ADD, owner_id=self.owner_id, title="next")
+                        await connection.execute(ADD_THING, owner_id=self.owner_id, title="next")
             except TimeoutError:
                 problems.append("the next write did not commit within 2 s")
         return problems
@@ -146,7 +145,7 @@ async def _fetch(subject: Subject, tag: str) -> None:
 
 
 async def _execute(subject: Subject, tag: str) -> None:
-    await db.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-a")
+    await db.execute(ADD_THING, owner_id=subject.owner_id, title=f"{tag}-a")
 
 
 async def _fetchrow_returning(subject: Subject, tag: str) -> None:
@@ -155,15 +154,15 @@ async def _fetchrow_returning(subject: Subject, tag: str) -> None:
 
 async def _transaction(subject: Subject, tag: str) -> None:
     async with db.transaction() as connection:
-        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-a")
+        await connection.execute(ADD_THING, owner_id=subject.owner_id, title=f"{tag}-a")
         await db.fetch(_ALL)  # a read of the caller's, on the transaction's connection
-        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-b")
+        await connection.execute(ADD_THING, owner_id=subject.owner_id, title=f"{tag}-b")
 
 
 async def _rolled_back(subject: Subject, tag: str) -> None:
     async with db.transaction() as connection:
-        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-a")
-        await connection.execute(_ADD, owner_id=subject.owner_id, title=f"{tag}-b")
+        await connection.execute(ADD_THING, owner_id=subject.owner_id, title=f"{tag}-a")
+        await connection.execute(ADD_THING, owner_id=subject.owner_id, title=f"{tag}-b")
         raise Oops
 
 

@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from quart import Quart
 from quart.testing.connections import TestHTTPConnection as HTTPConnection
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 
 from quart_app.data import events, fanout
 from quart_app.data.base import utcnow
@@ -28,8 +28,8 @@ from quart_app.data.events import (
 )
 from quart_app.data.fanout import LISTENER_NAME, hub
 from quart_app.data.models import AuthSession, Event, Thing, UserType
-from quart_app.data.statements import Query
 from tests.helpers.apps import (
+    ADD_THING,
     Account,
     Client,
     add_user,
@@ -592,9 +592,6 @@ async def test_a_commit_is_read_from_the_log_once_by_its_own_process(
         await eventually(read_since(before), what="a read for another's NOTIFY")
 
 
-_ADD_THING = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
-
-
 async def test_a_logged_write_cancelled_at_any_await_reaches_the_stream_at_once(
     postgres_url: str,
 ) -> None:
@@ -616,7 +613,7 @@ async def test_a_logged_write_cancelled_at_any_await_reaches_the_stream_at_once(
 
                 async def write(title: str = title) -> None:
                     async with logged_transaction() as connection:
-                        await connection.execute(_ADD_THING, owner_id=alice.id, title=title)
+                        await connection.execute(ADD_THING, owner_id=alice.id, title=title)
                         body = {"title": title}
                         await append_event(
                             connection, user_id=alice.id, kind=THING_CREATED, body=body

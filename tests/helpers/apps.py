@@ -8,15 +8,20 @@ from typing import Any
 
 from quart import Quart, Response
 from quart.typing import TestClientProtocol
+from sqlalchemy import bindparam, insert
 from werkzeug.datastructures import Headers
 
 from quart_app import create_app
 from quart_app.data.database import db
-from quart_app.data.models import UserType
+from quart_app.data.models import Thing, UserType
 from quart_app.data.statements import Query, Row
 from quart_app.security.credentials import create_user
 
 AUTH_COOKIE = "quart_app_auth"
+
+# A thing for *owner_id*, stored as the data layer's own callers store one: the model
+# fills in the rest.
+ADD_THING = Query(insert(Thing).values(owner_id=bindparam("owner_id"), title=bindparam("title")))
 
 # Test modules import this alias: pytest would try to collect a name starting with "Test".
 Client = TestClientProtocol
